@@ -1,0 +1,50 @@
+"""Packaging for speechbrain-eres2net."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="speechbrain-eres2net",
+    version="0.1.0",
+    description=(
+        "ERes2Net speaker embeddings for SpeechBrain: lobe, VoxCeleb recipe, "
+        "3D-Speaker checkpoint import, Hub folders, ONNX export and a CLI"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["speechbrain_eres2net", "speechbrain_eres2net.*"]),
+    package_data={"speechbrain_eres2net": ["hparams/*.yaml"]},
+    install_requires=[
+        "speechbrain>=1.1.2",
+        "torch",
+        "torchaudio",
+        "hyperpyyaml",
+        "soundfile",
+        "numpy",
+        "tqdm",
+    ],
+    extras_require={
+        "export": ["onnx", "onnxruntime"],
+        "hub": ["huggingface_hub"],
+        "plots": ["matplotlib"],
+        "dev": [
+            "pytest",
+            "ruff",
+            "onnx",
+            "onnxruntime",
+            "matplotlib",
+            "huggingface_hub",
+        ],
+    },
+    entry_points={"console_scripts": ["eres2net=speechbrain_eres2net.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+    ],
+)

@@ -1,0 +1,23 @@
+"""ERes2Net speaker embeddings for SpeechBrain.
+
+Import the building blocks from here, e.g. ``!new:speechbrain_eres2net.ERes2Net``
+in a SpeechBrain YAML file.
+"""
+
+from .eres2net import ERes2Net, ERes2NetBlock
+from .features import KaldiFbank
+from .fusion import AFF, ConcatFusion, SumFusion, make_fusion
+from .pooling import TemporalStatsPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AFF",
+    "ConcatFusion",
+    "ERes2Net",
+    "ERes2NetBlock",
+    "KaldiFbank",
+    "SumFusion",
+    "TemporalStatsPool",
+    "make_fusion",
+]
