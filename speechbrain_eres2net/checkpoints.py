@@ -21,7 +21,7 @@ import torch
 
 from .eres2net import ERes2Net
 
-StateDict = "dict[str, torch.Tensor]"
+StateDict = dict[str, torch.Tensor]
 
 # (official pattern, our replacement); applied to the first match only.
 _OFFICIAL_TO_OURS = [
@@ -91,22 +91,28 @@ def ours_to_official(key: str, global_fusion: str = "bottom_up") -> str:
         return f"layer{int(stage) + 1}.{index}.{_OUR_BLOCK_PARTS[part]}.{rest}"
     fusion = re.match(r"^global_fusions\.(\d)\.attention\.(.*)$", key)
     if fusion:
-        names = ["fuse34"] if global_fusion == "last" else [
-            "fuse_mode12", "fuse_mode123", "fuse_mode1234"
-        ]
+        names = (
+            ["fuse34"]
+            if global_fusion == "last"
+            else ["fuse_mode12", "fuse_mode123", "fuse_mode1234"]
+        )
         return f"{names[int(fusion.group(1))]}.local_att.{fusion.group(2)}"
     down = re.match(r"^downsamples\.(\d)\.(.*)$", key)
     if down:
         if global_fusion == "last":
             return f"layer3_ds.{down.group(2)}"
         return f"layer{int(down.group(1)) + 1}_downsample.{down.group(2)}"
-    for prefix, official in (("stem.0.", "conv1."), ("stem.1.", "bn1."), ("embedding.", "seg_1.")):
+    for prefix, official in (
+        ("stem.0.", "conv1."),
+        ("stem.1.", "bn1."),
+        ("embedding.", "seg_1."),
+    ):
         if key.startswith(prefix):
-            return official + key[len(prefix):]
+            return official + key[len(prefix) :]
     raise KeyError(f"no official 3D-Speaker key corresponds to {key!r}")
 
 
-def infer_config(state_dict: StateDict) -> "dict[str, object]":
+def infer_config(state_dict: StateDict) -> dict[str, object]:
     """Reads ERes2Net constructor arguments off an official state_dict.
 
     Example
@@ -117,11 +123,10 @@ def infer_config(state_dict: StateDict) -> "dict[str, object]":
     >>> cfg["m_channels"], cfg["num_blocks"], cfg["feat_dim"]
     (8, [1, 2, 1, 1], 80)
     """
+
     def need(key: str) -> torch.Tensor:
         if key not in state_dict:
-            raise ValueError(
-                f"not an ERes2Net state_dict: tensor {key!r} is missing"
-            )
+            raise ValueError(f"not an ERes2Net state_dict: tensor {key!r} is missing")
         return state_dict[key]
 
     m_channels = need("conv1.weight").shape[0]
@@ -136,7 +141,9 @@ def infer_config(state_dict: StateDict) -> "dict[str, object]":
             raise ValueError(f"not an ERes2Net state_dict: no blocks in layer{stage}")
         num_blocks.append(max(blocks) + 1)
     width = need("layer1.0.convs.0.weight").shape[0]
-    scale = len({k for k in state_dict if re.match(r"^layer1\.0\.convs\.\d+\.weight$", k)})
+    scale = len(
+        {k for k in state_dict if re.match(r"^layer1\.0\.convs\.\d+\.weight$", k)}
+    )
     expansion = need("layer1.0.conv3.weight").shape[0] // m_channels
     base_width = width * 64 // m_channels
     # floor(planes * base_width / 64) loses information: take the smallest
@@ -144,7 +151,9 @@ def infer_config(state_dict: StateDict) -> "dict[str, object]":
     while base_width > 1 and m_channels * (base_width - 1) // 64 == width:
         base_width -= 1
     lff_stages = [
-        s for s in range(1, 5) if any(k.startswith(f"layer{s}.0.fuse_models.") for k in state_dict)
+        s
+        for s in range(1, 5)
+        if any(k.startswith(f"layer{s}.0.fuse_models.") for k in state_dict)
     ]
     if "layer1_downsample.weight" in state_dict:
         global_fusion = "bottom_up"
@@ -194,13 +203,15 @@ def read_state_dict(checkpoint: Union[str, os.PathLike, StateDict]) -> StateDict
         except Exception as err:  # torch raises several unrelated types here
             raise ValueError(f"cannot read checkpoint {checkpoint}: {err}") from err
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"expected a state_dict (dict of tensors), got {type(checkpoint).__name__}")
+        raise ValueError(
+            f"expected a state_dict (dict of tensors), got {type(checkpoint).__name__}"
+        )
     for wrapper in ("state_dict", "model", "embedding_model"):
         if isinstance(checkpoint.get(wrapper), dict):
             checkpoint = checkpoint[wrapper]
             break
     return {
-        (k[len("module."):] if k.startswith("module.") else k): v
+        (k[len("module.") :] if k.startswith("module.") else k): v
         for k, v in checkpoint.items()
     }
 
@@ -243,19 +254,23 @@ def load_3dspeaker(
             converted[official_to_ours(key)] = tensor
         except KeyError:
             unknown.append(key)
+
+    def official(key: str) -> str:
+        return ours_to_official(key, model.global_fusion)
+
     problems = []
     if unknown:
         problems.append(f"unexpected tensors {sorted(unknown)}")
-    missing = sorted(ours_to_official(k, model.global_fusion) for k in expected.keys() - converted.keys())
+    missing = sorted(official(k) for k in expected.keys() - converted.keys())
     if missing:
         problems.append(f"missing tensors {missing}")
-    extra = sorted(k for k in converted.keys() - expected.keys())
+    extra = sorted(official(k) for k in converted.keys() - expected.keys())
     if extra:
-        problems.append(f"unexpected tensors {sorted(ours_to_official(k, model.global_fusion) for k in extra)}")
-    for key in expected.keys() & converted.keys():
+        problems.append(f"unexpected tensors {extra}")
+    for key in sorted(expected.keys() & converted.keys()):
         if expected[key].shape != converted[key].shape:
             problems.append(
-                f"tensor {ours_to_official(key, model.global_fusion)!r} has shape "
+                f"tensor {official(key)!r} has shape "
                 f"{tuple(converted[key].shape)}, expected {tuple(expected[key].shape)}"
             )
     if problems:

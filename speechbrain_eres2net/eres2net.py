@@ -105,7 +105,9 @@ class ERes2NetBlock(nn.Module):
         self.fusions = nn.ModuleList(
             make_fusion(fusion, width) for _ in range(scale - 1)
         )
-        self.conv_out = nn.Conv2d(width * scale, out_channels, kernel_size=1, bias=False)
+        self.conv_out = nn.Conv2d(
+            width * scale, out_channels, kernel_size=1, bias=False
+        )
         self.bn_out = nn.BatchNorm2d(out_channels)
         if stride != 1 or in_channels != out_channels:
             self.shortcut: nn.Module = nn.Sequential(
@@ -220,9 +222,13 @@ class ERes2Net(nn.Module):
                 f"counts, got {list(num_blocks)}"
             )
         if fusion not in FUSION_KINDS:
-            raise ValueError(f"ERes2Net: fusion must be one of {FUSION_KINDS}, got {fusion!r}")
+            raise ValueError(
+                f"ERes2Net: fusion must be one of {FUSION_KINDS}, got {fusion!r}"
+            )
         if not set(lff_stages) <= {1, 2, 3, 4}:
-            raise ValueError(f"ERes2Net: lff_stages must be among 1-4, got {list(lff_stages)}")
+            raise ValueError(
+                f"ERes2Net: lff_stages must be among 1-4, got {list(lff_stages)}"
+            )
         if isinstance(global_fusion, bool):
             global_fusion = "bottom_up" if global_fusion else "none"
         if global_fusion not in GLOBAL_FUSION_START:
@@ -386,7 +392,7 @@ class ERes2Net(nn.Module):
 
     @classmethod
     def from_3dspeaker(
-        cls, checkpoint: Union[str, "dict[str, torch.Tensor]"], **overrides
+        cls, checkpoint: Union[str, dict[str, torch.Tensor]], **overrides
     ) -> ERes2Net:
         """Builds a model from an official 3D-Speaker ERes2Net state_dict.
 

@@ -55,7 +55,9 @@ def halve_frames(frames: torch.Tensor) -> torch.Tensor:
     return torch.div(frames + 1, 2, rounding_mode="floor")
 
 
-def time_mask(frames: torch.Tensor, max_frames: int, dtype: torch.dtype) -> torch.Tensor:
+def time_mask(
+    frames: torch.Tensor, max_frames: int, dtype: torch.dtype
+) -> torch.Tensor:
     """A (batch, 1, 1, time) mask, 1 on valid frames and 0 on padding.
 
     Arguments

@@ -17,8 +17,16 @@ import zipfile
 from pathlib import Path
 
 VERSION = "0.0.6"
-ROOT = Path(os.environ.get("ERES2NET_ORACLE_DIR", Path(__file__).resolve().parents[1] / ".oracle"))
-WANTED = ("speakerlab/models/eres2net/", "speakerlab/__init__.py", "speakerlab/models/__init__.py")
+ROOT = Path(
+    os.environ.get(
+        "ERES2NET_ORACLE_DIR", Path(__file__).resolve().parents[1] / ".oracle"
+    )
+)
+WANTED = (
+    "speakerlab/models/eres2net/",
+    "speakerlab/__init__.py",
+    "speakerlab/models/__init__.py",
+)
 
 
 def _fetch() -> Path:
@@ -30,8 +38,17 @@ def _fetch() -> Path:
     wheels = list(ROOT.glob(f"speakerlab-{VERSION}-*.whl"))
     if not wheels:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-             f"speakerlab=={VERSION}", "-d", str(ROOT)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                f"speakerlab=={VERSION}",
+                "-d",
+                str(ROOT),
+            ],
             check=True,
         )
         wheels = list(ROOT.glob(f"speakerlab-{VERSION}-*.whl"))

@@ -1,0 +1,47 @@
+"""Shared fixtures for the speechbrain-eres2net test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+REALSPK = Path(
+    os.environ.get("ERES2NET_REALSPK", REPO.parent / "shared" / "data" / "realspk")
+)
+
+
+def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Gives every BatchNorm non-trivial statistics and affine parameters.
+
+    With PyTorch's defaults (mean 0, var 1, weight 1, bias 0) a wrong
+    running-stat or affine mapping would go unnoticed in eval mode.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                n = module.num_features
+                module.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
+                module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
+                if module.affine:
+                    module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                    module.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
+    return model
+
+
+@pytest.fixture
+def randomize_bn():
+    """The :func:`randomize_batchnorm` function."""
+    return randomize_batchnorm
+
+
+@pytest.fixture(scope="session")
+def realspk() -> Path:
+    """Path of the real multi-speaker corpus; skips when it is absent."""
+    if not (REALSPK / "dev_trials.txt").is_file():
+        pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
+    return REALSPK
