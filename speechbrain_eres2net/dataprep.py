@@ -1,0 +1,644 @@
+"""Data preparation for VoxCeleb-style corpora: CSVs, trial lists, m4a -> wav.
+
+A corpus root holds ``wav/<speaker>/<session>/<utt>.wav`` (VoxCeleb1,
+converted VoxCeleb2, or one's own speakers); the root may also be the ``wav``
+folder itself. :func:`prepare_voxceleb` writes SpeechBrain CSVs with the
+columns of SpeechBrain's own VoxCeleb recipe (``ID, duration, wav, start,
+stop, spk_id``, start/stop in samples), one row per utterance, reading only
+the audio headers, in parallel. It records the options it used in a manifest
+so that a rerun with the same options does nothing, and writes every file
+atomically (a crash never leaves a half-written CSV).
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Optional, Union
+
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+CSV_COLUMNS = ("ID", "duration", "wav", "start", "stop", "spk_id")
+AUDIO_SUFFIXES = (".wav", ".flac")
+MANIFEST_NAME = "prepare_manifest.json"
+UNREADABLE_REPORT = "unreadable_audio.txt"
+# Bump when the output format changes so old manifests no longer match.
+MANIFEST_VERSION = 1
+_HEADER_CHUNK = 256
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
+    """Opens a temporary file next to ``path``; renames it over ``path`` on success.
+
+    Readers never see a half-written file: if the block raises, the temporary
+    file is removed and any previous ``path`` is left intact.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_open(target) as f:
+    ...     _ = f.write("hello")
+    >>> target.read_text()
+    'hello'
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: PathLike, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (see :func:`atomic_open`).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.json"
+    >>> write_text_atomic(target, "{}")
+    >>> target.read_text()
+    '{}'
+    """
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_csv_atomic(path: PathLike, rows: Sequence[Sequence[object]]) -> None:
+    """Writes a SpeechBrain CSV (header :data:`CSV_COLUMNS`) atomically."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+
+
+def find_wav_root(folder: PathLike) -> Path:
+    """The folder holding ``<speaker>/...`` audio: ``folder/wav`` or ``folder``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "wav").mkdir()
+    >>> find_wav_root(root) == root / "wav"
+    True
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data folder not found: {folder}")
+    wav = folder / "wav"
+    return wav if wav.is_dir() else folder
+
+
+def scan_audio(
+    wav_root: PathLike, suffixes: Sequence[str] = AUDIO_SUFFIXES
+) -> list[str]:
+    """Sorted POSIX paths, relative to ``wav_root``, of audio files under it.
+
+    ``os.scandir`` keeps the walk cheap (no ``stat`` per file) on folders
+    with a million files.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "spk1" / "s1").mkdir(parents=True)
+    >>> (root / "spk1" / "s1" / "u1.wav").touch()
+    >>> (root / "spk1" / "s1" / "notes.txt").touch()
+    >>> scan_audio(root)
+    ['spk1/s1/u1.wav']
+    """
+    suffixes = tuple(s.lower() for s in suffixes)
+    found: list[str] = []
+    stack = [("", os.fspath(wav_root))]
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    stack.append((prefix + entry.name + "/", entry.path))
+                elif entry.name.lower().endswith(suffixes):
+                    found.append(prefix + entry.name)
+    found.sort()
+    return found
+
+
+def _read_header_chunk(paths: Sequence[str]) -> list[tuple[int, int] | str]:
+    out: list[tuple[int, int] | str] = []
+    for path in paths:
+        try:
+            # Opening reads only the header; soundfile.info also gathers
+            # metadata strings we do not need and is twice as slow.
+            with sf.SoundFile(path) as f:
+                out.append((f.frames, f.samplerate))
+        except Exception as err:  # noqa: BLE001 - any unreadable file is reported
+            out.append(f"{type(err).__name__}: {err}".replace("\n", " "))
+    return out
+
+
+def read_headers(
+    paths: Sequence[PathLike], num_workers: int = 2
+) -> list[tuple[int, int] | str]:
+    """(num_frames, sample_rate) of each audio file, or an error message.
+
+    Reads only headers, in a thread pool over chunks of files (libsndfile
+    releases the GIL, and chunks keep the per-file scheduling cost low).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> sf.write(d / "a.wav", np.zeros(1600), 16000)
+    >>> (d / "b.wav").write_bytes(b"not audio")
+    9
+    >>> ok, bad = read_headers([d / "a.wav", d / "b.wav"])
+    >>> ok, isinstance(bad, str)
+    ((1600, 16000), True)
+    """
+    names = [os.fspath(p) for p in paths]
+    chunks = [names[i : i + _HEADER_CHUNK] for i in range(0, len(names), _HEADER_CHUNK)]
+    if num_workers <= 1 or len(chunks) <= 1:
+        return [r for chunk in chunks for r in _read_header_chunk(chunk)]
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        return [r for part in pool.map(_read_header_chunk, chunks) for r in part]
+
+
+def read_trials(path: PathLike) -> tuple[np.ndarray, list[str], list[str]]:
+    """Reads a VoxCeleb trial list: ``<1|0> <enrol path> <test path>`` per line.
+
+    The Kaldi/WeSpeaker order ``<enrol> <test> <target|nontarget>`` is read
+    too. Paths are kept as written (relative to the corpus ``wav`` folder).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The trial list.
+
+    Returns
+    -------
+    labels : np.ndarray
+        (n,) int64, 1 for target and 0 for non-target trials.
+    enrol, test : list of str
+        The two utterances of each trial.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "trials.txt"
+    >>> _ = p.write_text("1 a/s/1.wav a/s/2.wav\\n0 a/s/1.wav b/s/1.wav\\n")
+    >>> labels, enrol, test = read_trials(p)
+    >>> labels.tolist(), test
+    ([1, 0], ['a/s/2.wav', 'b/s/1.wav'])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trial list not found: {path}")
+    labels: list[int] = []
+    enrol: list[str] = []
+    test: list[str] = []
+    word_labels = {"target": 1, "nontarget": 0}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) == 3 and fields[0] in ("0", "1"):
+                labels.append(int(fields[0]))
+                enrol.append(fields[1])
+                test.append(fields[2])
+            elif len(fields) == 3 and fields[2] in word_labels:
+                labels.append(word_labels[fields[2]])
+                enrol.append(fields[0])
+                test.append(fields[1])
+            else:
+                raise ValueError(
+                    f"{path}:{number}: expected '<1|0> <enrol> <test>', "
+                    f"got {line.strip()!r}"
+                )
+    if not labels:
+        raise ValueError(f"trial list is empty: {path}")
+    return np.asarray(labels, dtype=np.int64), enrol, test
+
+
+def utterance_id(relative_path: str) -> str:
+    """SpeechBrain VoxCeleb-style ID: ``spk--session--utt`` without suffix.
+
+    Example
+    -------
+    >>> utterance_id("id10001/1zcIwhmdeo4/00001.wav")
+    'id10001--1zcIwhmdeo4--00001'
+    """
+    stem = relative_path.rsplit(".", 1)[0]
+    return stem.replace("/", "--")
+
+
+def _speaker_of(relative_path: str) -> str:
+    return relative_path.split("/", 1)[0]
+
+
+def _normalise_trial_path(path: str) -> str:
+    return Path(path).as_posix().removeprefix("./")
+
+
+def _file_fingerprint(path: Path) -> dict[str, object]:
+    stat = path.stat()
+    return {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+
+
+def _manifest_matches(
+    manifest_path: Path, options: dict, outputs: dict[str, str]
+) -> bool:
+    try:
+        recorded = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        recorded.get("options") == options
+        and recorded.get("outputs") == outputs
+        and all(Path(p).is_file() for p in outputs.values())
+    )
+
+
+def _split_train_dev(
+    rows_by_speaker: dict[str, list[list[object]]],
+    split_ratio: tuple[int, int],
+    seed: int,
+) -> tuple[list[list[object]], list[list[object]]]:
+    """Per-speaker utterance split; every speaker keeps a training utterance.
+
+    Splitting inside each speaker (rather than over the pooled list) keeps
+    every dev speaker known to the classifier, so dev accuracy is meaningful.
+    """
+    train_part, dev_part = split_ratio
+    if train_part <= 0 or dev_part < 0:
+        raise ValueError(
+            f"split_ratio must be (train > 0, dev >= 0), got {split_ratio}"
+        )
+    dev_fraction = dev_part / (train_part + dev_part)
+    rng = np.random.default_rng(seed)
+    train: list[list[object]] = []
+    dev: list[list[object]] = []
+    for speaker in sorted(rows_by_speaker):
+        rows = rows_by_speaker[speaker]
+        order = rng.permutation(len(rows))
+        n_dev = min(int(round(len(rows) * dev_fraction)), len(rows) - 1)
+        dev.extend(rows[i] for i in sorted(order[:n_dev]))
+        train.extend(rows[i] for i in sorted(order[n_dev:]))
+    return train, dev
+
+
+def _missing_files_error(
+    missing: list[str], trials: Path, roots: list[Path]
+) -> FileNotFoundError:
+    shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+    where = ", ".join(str(r) for r in roots)
+    return FileNotFoundError(
+        f"trial list {trials} names {len(missing)} file(s) not found "
+        f"under {where}: {shown}"
+    )
+
+
+def prepare_voxceleb(
+    data_folders: Union[PathLike, Sequence[PathLike]],
+    save_folder: PathLike,
+    verification_pairs_file: Optional[PathLike] = None,
+    split_ratio: tuple[int, int] = (90, 10),
+    exclude_trial_speakers: bool = True,
+    num_workers: int = 2,
+    seed: int = 1234,
+) -> dict[str, str]:
+    """Writes ``train.csv``, ``dev.csv`` and ``veri.csv`` for speaker recognition.
+
+    Arguments
+    ---------
+    data_folders : path or list of paths
+        Corpus roots holding ``wav/<speaker>/<session>/<utt>.wav`` (or the
+        ``wav`` folders themselves). Speaker = first folder under ``wav``.
+    save_folder : path
+        Where the CSVs, the manifest and any report go (created if needed).
+    verification_pairs_file : path, optional
+        VoxCeleb trial list (paths relative to a root's ``wav`` folder). Its
+        utterances go to ``veri.csv`` with the path as ID.
+    split_ratio : (int, int)
+        Train/dev proportions of each speaker's utterances.
+    exclude_trial_speakers : bool
+        Leave the speakers of the trial list out of train/dev (the VoxCeleb1
+        protocol when training on VoxCeleb1 dev + test folders).
+    num_workers : int
+        Threads reading audio headers.
+    seed : int
+        Seed of the train/dev split.
+
+    Returns
+    -------
+    dict
+        ``{"train": path, "dev": path}`` plus ``"veri"`` with a trial list.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for spk in ("a", "b"):
+    ...     (root / "wav" / spk / "s").mkdir(parents=True)
+    ...     for i in range(4):
+    ...         sf.write(root / "wav" / spk / "s" / f"{i}.wav", np.zeros(800), 16000)
+    >>> out = prepare_voxceleb(root, root / "csv", split_ratio=(3, 1))
+    >>> print(Path(out["dev"]).read_text().splitlines()[1].split(",")[-3:])
+    ['0', '800', 'a']
+    """
+    if isinstance(data_folders, (str, os.PathLike)):
+        data_folders = [data_folders]
+    if not data_folders:
+        raise ValueError("data_folders is empty: give at least one corpus root")
+    roots = [find_wav_root(f).resolve() for f in data_folders]
+    save = Path(save_folder)
+    save.mkdir(parents=True, exist_ok=True)
+    trials_path = Path(verification_pairs_file) if verification_pairs_file else None
+    if trials_path is not None and not trials_path.is_file():
+        raise FileNotFoundError(f"trial list not found: {trials_path}")
+
+    options = {
+        "version": MANIFEST_VERSION,
+        "wav_roots": [str(r) for r in roots],
+        "verification_pairs_file": _file_fingerprint(trials_path)
+        if trials_path
+        else None,
+        "split_ratio": list(split_ratio),
+        "exclude_trial_speakers": bool(exclude_trial_speakers),
+        "seed": int(seed),
+    }
+    outputs = {"train": str(save / "train.csv"), "dev": str(save / "dev.csv")}
+    if trials_path is not None:
+        outputs["veri"] = str(save / "veri.csv")
+    manifest_path = save / MANIFEST_NAME
+    if _manifest_matches(manifest_path, options, outputs):
+        logger.info("Data already prepared with the same options in %s; skipping", save)
+        return outputs
+
+    # Every audio file, keyed by its path relative to a wav root.
+    located: dict[str, Path] = {}
+    for root in roots:
+        relative = scan_audio(root)
+        if not relative:
+            m4a = len(scan_audio(root, (".m4a",)))
+            hint = (
+                f"; found {m4a} .m4a files: convert them with convert_m4a.py"
+                if m4a
+                else ""
+            )
+            raise ValueError(
+                f"no audio files (.wav/.flac) under {root}; expected "
+                f"<root>/wav/<speaker>/<session>/<utt>.wav{hint}"
+            )
+        for rel in relative:
+            if rel in located:
+                raise ValueError(
+                    f"{rel} exists under two data folders ({located[rel]} and {root}); "
+                    "utterance IDs would clash"
+                )
+            located[rel] = root
+
+    trial_files: list[str] = []
+    trial_speakers: set[str] = set()
+    if trials_path is not None:
+        _, enrol, test = read_trials(trials_path)
+        trial_files = sorted({_normalise_trial_path(p) for p in enrol + test})
+        missing = [p for p in trial_files if p not in located]
+        if missing:
+            raise _missing_files_error(missing, trials_path, roots)
+        if exclude_trial_speakers:
+            trial_speakers = {_speaker_of(p) for p in trial_files}
+
+    train_files = [rel for rel in located if _speaker_of(rel) not in trial_speakers]
+    needed = sorted(set(train_files) | set(trial_files))
+    headers = dict(
+        zip(needed, read_headers([located[r] / r for r in needed], num_workers))
+    )
+    _report_unreadable(
+        save, {located[r] / r: h for r, h in headers.items() if isinstance(h, str)}
+    )
+
+    def row(rel: str, row_id: str) -> Optional[list[object]]:
+        header = headers[rel]
+        if isinstance(header, str):
+            return None
+        frames, rate = header
+        return [
+            row_id,
+            round(frames / rate, 6),
+            str(located[rel] / rel),
+            0,
+            frames,
+            _speaker_of(rel),
+        ]
+
+    by_speaker: dict[str, list[list[object]]] = {}
+    for rel in train_files:
+        r = row(rel, utterance_id(rel))
+        if r is not None:
+            by_speaker.setdefault(r[-1], []).append(r)
+    if not by_speaker:
+        raise ValueError(
+            f"no readable training audio in {', '.join(map(str, roots))} "
+            f"(trial speakers excluded: {len(trial_speakers)}); "
+            f"see {save / UNREADABLE_REPORT}"
+        )
+    train, dev = _split_train_dev(by_speaker, split_ratio, seed)
+    write_csv_atomic(outputs["train"], train)
+    write_csv_atomic(outputs["dev"], dev)
+    if trials_path is not None:
+        veri = [r for r in (row(rel, rel) for rel in trial_files) if r is not None]
+        write_csv_atomic(outputs["veri"], veri)
+
+    counts = {
+        "train_utterances": len(train),
+        "dev_utterances": len(dev),
+        "train_speakers": len(by_speaker),
+        "excluded_trial_speakers": len(trial_speakers),
+    }
+    manifest = {"options": options, "outputs": outputs, "counts": counts}
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    logger.info("Prepared %s in %s", counts, save)
+    return outputs
+
+
+def _report_unreadable(save: Path, errors: dict[Path, str]) -> None:
+    report = save / UNREADABLE_REPORT
+    if not errors:
+        report.unlink(missing_ok=True)
+        return
+    lines = "".join(f"{path}\t{message}\n" for path, message in sorted(errors.items()))
+    write_text_atomic(report, lines)
+    message = f"{len(errors)} unreadable audio file(s) skipped; listed in {report}"
+    logger.warning(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def ffmpeg_command(
+    ffmpeg: str, source: Path, target: Path, sample_rate: int
+) -> list[str]:
+    """The ffmpeg call converting one file to 16-bit mono WAV at ``sample_rate``.
+
+    Example
+    -------
+    >>> ffmpeg_command("ffmpeg", Path("a.m4a"), Path("a.wav"), 16000)[-5:]
+    ['-ar', '16000', '-f', 'wav', 'a.wav']
+    """
+    return [
+        ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
+        "-vn", "-ac", "1", "-acodec", "pcm_s16le", "-ar", str(sample_rate),
+        "-f", "wav", str(target),
+    ]  # fmt: skip
+
+
+def _is_complete_wav(path: Path) -> bool:
+    # Outputs appear only by rename after ffmpeg succeeded, so an existing
+    # file is complete unless someone else truncated it: check the header.
+    try:
+        with sf.SoundFile(path) as f:
+            return f.frames > 0
+    except Exception:  # noqa: BLE001 - any unreadable file is redone
+        return False
+
+
+def _convert_one(
+    ffmpeg: str, source: Path, target: Path, sample_rate: int
+) -> Optional[str]:
+    """Converts one file through a temporary name; returns an error or None."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part")
+    proc = subprocess.run(
+        ffmpeg_command(ffmpeg, source, tmp, sample_rate),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if proc.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        last = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        return last[0]
+    os.replace(tmp, target)
+    return None
+
+
+def convert_m4a_tree(
+    source_folder: PathLike,
+    target_folder: PathLike,
+    num_workers: int = 4,
+    sample_rate: int = 16000,
+    ffmpeg: str = "ffmpeg",
+    progress: bool = False,
+) -> dict[str, int]:
+    """Converts every ``.m4a`` under a folder to 16 kHz mono WAV with ffmpeg.
+
+    ``<source>/<spk>/<session>/<utt>.m4a`` becomes
+    ``<target>/<spk>/<session>/<utt>.wav``. Runs ``num_workers`` ffmpeg
+    processes at once and is resumable: each output is written under a
+    temporary name and renamed when complete, and complete outputs are
+    skipped on a rerun. Failures are listed in
+    ``<target>/convert_failures.txt``.
+
+    Arguments
+    ---------
+    source_folder : path
+        VoxCeleb2 ``aac`` (or any) folder holding ``.m4a`` files.
+    target_folder : path
+        Output ``wav`` folder.
+    num_workers : int
+        Parallel ffmpeg processes.
+    sample_rate : int
+        Output sample rate.
+    ffmpeg : str
+        ffmpeg executable name or path.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        Counts of ``converted``, ``skipped`` and ``failed`` files.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> convert_m4a_tree(tempfile.mkdtemp(), tempfile.mkdtemp(), ffmpeg="true")
+    {'converted': 0, 'skipped': 0, 'failed': 0}
+    """
+    source = Path(source_folder)
+    target = Path(target_folder)
+    if not source.is_dir():
+        raise FileNotFoundError(f"m4a source folder not found: {source}")
+    executable = shutil.which(ffmpeg)
+    if executable is None:
+        raise FileNotFoundError(
+            f"ffmpeg not found (looked for {ffmpeg!r} on PATH); install it, e.g. "
+            "'apt-get install ffmpeg' or 'conda install ffmpeg', "
+            "or pass --ffmpeg=/path/to/ffmpeg"
+        )
+    jobs = []
+    skipped = 0
+    for rel in scan_audio(source, (".m4a",)):
+        out = target / (rel.rsplit(".", 1)[0] + ".wav")
+        if _is_complete_wav(out):
+            skipped += 1
+        else:
+            jobs.append((source / rel, out))
+    target.mkdir(parents=True, exist_ok=True)
+    failures: dict[Path, str] = {}
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        results = pool.map(
+            lambda job: _convert_one(executable, *job, sample_rate), jobs
+        )
+        for (src, _), error in tqdm(
+            zip(jobs, results), total=len(jobs), disable=not progress
+        ):
+            if error is not None:
+                failures[src] = error
+    report = target / "convert_failures.txt"
+    if failures:
+        write_text_atomic(
+            report, "".join(f"{p}\t{e}\n" for p, e in sorted(failures.items()))
+        )
+        logger.warning(
+            "%d file(s) failed to convert; listed in %s", len(failures), report
+        )
+    else:
+        report.unlink(missing_ok=True)
+    return {
+        "converted": len(jobs) - len(failures),
+        "skipped": skipped,
+        "failed": len(failures),
+    }
