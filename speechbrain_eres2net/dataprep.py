@@ -189,11 +189,16 @@ def read_headers(
         return [r for part in pool.map(_read_header_chunk, chunks) for r in part]
 
 
+def _trial_key(path: str) -> str:
+    return path[2:] if path.startswith("./") else path
+
+
 def read_trials(path: PathLike) -> tuple[np.ndarray, list[str], list[str]]:
     """Reads a VoxCeleb trial list: ``<1|0> <enrol path> <test path>`` per line.
 
     The Kaldi/WeSpeaker order ``<enrol> <test> <target|nontarget>`` is read
-    too. Paths are kept as written (relative to the corpus ``wav`` folder).
+    too. Paths are kept as written (relative to the corpus ``wav`` folder),
+    less any leading ``./``.
 
     Arguments
     ---------
@@ -230,12 +235,12 @@ def read_trials(path: PathLike) -> tuple[np.ndarray, list[str], list[str]]:
                 continue
             if len(fields) == 3 and fields[0] in ("0", "1"):
                 labels.append(int(fields[0]))
-                enrol.append(fields[1])
-                test.append(fields[2])
+                enrol.append(_trial_key(fields[1]))
+                test.append(_trial_key(fields[2]))
             elif len(fields) == 3 and fields[2] in word_labels:
                 labels.append(word_labels[fields[2]])
-                enrol.append(fields[0])
-                test.append(fields[1])
+                enrol.append(_trial_key(fields[0]))
+                test.append(_trial_key(fields[1]))
             else:
                 raise ValueError(
                     f"{path}:{number}: expected '<1|0> <enrol> <test>', "
@@ -260,10 +265,6 @@ def utterance_id(relative_path: str) -> str:
 
 def _speaker_of(relative_path: str) -> str:
     return relative_path.split("/", 1)[0]
-
-
-def _normalise_trial_path(path: str) -> str:
-    return Path(path).as_posix().removeprefix("./")
 
 
 def _file_fingerprint(path: Path) -> dict[str, object]:
@@ -317,14 +318,26 @@ def _split_train_dev(
     return train, dev
 
 
-def _missing_files_error(
-    missing: list[str], trials: Path, roots: list[Path]
+def preview(items: Sequence[object], limit: int = 5) -> str:
+    """The first few items of a list, for an error message.
+
+    Example
+    -------
+    >>> preview(["a", "b", "c"], limit=2)
+    'a, b ...'
+    """
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (" ..." if len(items) > limit else "")
+
+
+def missing_trial_files_error(
+    missing: Sequence[str], trials: PathLike, roots: Sequence[Path]
 ) -> FileNotFoundError:
-    shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+    """The error for trial-list utterances absent from every data folder."""
     where = ", ".join(str(r) for r in roots)
     return FileNotFoundError(
         f"trial list {trials} names {len(missing)} file(s) not found "
-        f"under {where}: {shown}"
+        f"under {where}: {preview(missing)}"
     )
 
 
@@ -432,10 +445,10 @@ def prepare_voxceleb(
     trial_speakers: set[str] = set()
     if trials_path is not None:
         _, enrol, test = read_trials(trials_path)
-        trial_files = sorted({_normalise_trial_path(p) for p in enrol + test})
+        trial_files = sorted(set(enrol) | set(test))
         missing = [p for p in trial_files if p not in located]
         if missing:
-            raise _missing_files_error(missing, trials_path, roots)
+            raise missing_trial_files_error(missing, trials_path, roots)
         if exclude_trial_speakers:
             trial_speakers = {_speaker_of(p) for p in trial_files}
 
