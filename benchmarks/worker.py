@@ -1,0 +1,35 @@
+"""Runs one benchmark function in this fresh process and prints its result.
+
+Usage: ``python -m benchmarks.worker module:function '<json kwargs>'``. The
+last stdout line is the function's dict plus ``base_rss_mb`` (peak RSS
+before the call) and ``peak_rss_mb`` (peak RSS after it), both from
+``getrusage`` (Linux reports kilobytes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import resource
+import sys
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main(argv: list[str]) -> int:
+    """Imports ``module:function``, calls it with the JSON kwargs, prints."""
+    target, kwargs = argv[0], json.loads(argv[1])
+    module_name, function_name = target.split(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    base = peak_rss_mb()
+    result = function(**kwargs)
+    result.update(base_rss_mb=base, peak_rss_mb=peak_rss_mb())
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
