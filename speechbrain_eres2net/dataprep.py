@@ -45,6 +45,12 @@ MANIFEST_VERSION = 1
 _HEADER_CHUNK = 256
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Opens a temporary file next to ``path``; renames it over ``path`` on success.
@@ -64,6 +70,8 @@ def atomic_open(path: PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the usual mode.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

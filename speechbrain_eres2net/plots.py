@@ -23,7 +23,7 @@ PathLike = Union[str, os.PathLike]
 
 # Operating points drawn per DET curve; more are invisible at PNG size.
 _MAX_POINTS = 4000
-_DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+_DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def _figure(width: float = 5.0, height: float = 4.0):

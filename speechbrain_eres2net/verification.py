@@ -445,3 +445,109 @@ def trial_utterances(trials_file: PathLike, data_folder: PathLike) -> dict[str, 
     if missing:
         raise missing_trial_files_error(missing, trials_file, [root])
     return utterances
+
+
+def load_checkpoint(
+    checkpoint_folder: PathLike,
+    embedding_model: nn.Module,
+    mean_var_norm: Optional[nn.Module] = None,
+) -> Path:
+    """Loads the newest training checkpoint into the embedding modules.
+
+    Reads the ``embedding_model`` (required) and ``normalizer`` (if saved)
+    recoverables of a SpeechBrain ``Checkpointer`` folder (the training
+    YAML's ``save_folder``, holding ``CKPT+*`` folders).
+
+    Returns
+    -------
+    Path
+        The checkpoint folder that was loaded.
+    """
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    folder = Path(checkpoint_folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint folder not found: {folder}")
+    recoverables = {"embedding_model": embedding_model}
+    if mean_var_norm is not None:
+        recoverables["normalizer"] = mean_var_norm
+    # Partial load: a normaliser with sentence statistics may not be saved.
+    checkpointer = Checkpointer(folder, recoverables, allow_partial_load=True)
+    checkpoint = checkpointer.find_checkpoint()
+    if checkpoint is None:
+        raise FileNotFoundError(f"no CKPT+* checkpoint in {folder}")
+    if "embedding_model" not in checkpoint.paramfiles:
+        raise ValueError(f"checkpoint {checkpoint.path} has no embedding_model")
+    checkpointer.load_checkpoint(checkpoint)
+    return Path(checkpoint.path)
+
+
+def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
+    """The verification recipe: model, trial embeddings, cohort, scoring.
+
+    Arguments
+    ---------
+    hparams : mapping
+        Loaded ``hparams/verification.yaml``: ``data_folder``,
+        ``verification_file``, ``output_folder``, either
+        ``checkpoint_folder`` (with the YAML's ``compute_features``,
+        ``mean_var_norm`` and ``embedding_model``) or ``pretrained_folder``
+        (a model folder), optional ``cohort_csv``, ``cohort_utts_per_speaker``
+        and ``top_k`` (AS-norm), ``batch_size``, ``plots``.
+    device : str, optional
+        Overrides ``hparams["device"]``.
+
+    Returns
+    -------
+    dict
+        The results of :func:`evaluate_trials`.
+    """
+    device = device or hparams.get("device", "cpu")
+    if hparams.get("pretrained_folder"):
+        embedder = SpeakerEmbedder.from_folder(
+            hparams["pretrained_folder"], device=device, fast=False
+        )
+        modules = (
+            embedder.compute_features,
+            embedder.mean_var_norm,
+            embedder.embedding_model,
+        )
+    elif hparams.get("checkpoint_folder"):
+        modules = (
+            hparams["compute_features"],
+            hparams.get("mean_var_norm"),
+            hparams["embedding_model"],
+        )
+        loaded = load_checkpoint(hparams["checkpoint_folder"], modules[2], modules[1])
+        logger.info("Loaded %s", loaded)
+    else:
+        raise ValueError(
+            "set checkpoint_folder (a training save folder with CKPT+* folders) "
+            "or pretrained_folder (a model folder with hyperparams.yaml)"
+        )
+    options = {
+        "batch_size": int(hparams.get("batch_size", 16)),
+        "device": device,
+        "progress": bool(hparams.get("progress", True)),
+    }
+    trials = hparams["verification_file"]
+    utterances = trial_utterances(trials, hparams["data_folder"])
+    embeddings = embed_utterances(*modules, utterances, **options)
+    cohort = None
+    if hparams.get("cohort_csv"):
+        cohort_embeddings, speakers = embed_csv(
+            *modules,
+            hparams["cohort_csv"],
+            max_per_speaker=hparams.get("cohort_utts_per_speaker"),
+            seed=int(hparams.get("seed", 1234)),
+            **options,
+        )
+        cohort = speaker_cohort(cohort_embeddings, speakers)
+    return evaluate_trials(
+        embeddings,
+        trials,
+        hparams["output_folder"],
+        cohort=cohort,
+        top_k=int(hparams.get("top_k", 300)),
+        plots=bool(hparams.get("plots", True)),
+    )
