@@ -1,0 +1,363 @@
+"""Length-exact batched speaker embeddings from a model folder.
+
+SpeechBrain's ``EncoderClassifier.encode_batch`` runs the front end on the
+padded batch, so a short utterance padded next to a long one gets slightly
+different features (and, with the Kaldi front end, extra frames) than it
+gets alone. :class:`SpeakerEmbedder` computes the features of each
+utterance on its own samples, pads the features, and passes exact relative
+frame lengths to the normaliser and to the padding-aware ERes2Net: a batched
+embedding equals the utterance's embedding alone up to float rounding. It
+loads any model folder (local or on the Hugging Face Hub) through
+SpeechBrain's own ``SpeakerRecognition.from_hparams`` and is what the
+``eres2net`` command line uses.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import soundfile
+import torch
+from torch import nn
+
+from .audio import AudioError, read_audio
+
+PathLike = Union[str, os.PathLike]
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def load_pretrained(
+    source: PathLike, savedir: Optional[PathLike] = None, device: str = "cpu"
+):
+    """Loads a model folder with SpeechBrain's ``SpeakerRecognition``.
+
+    Arguments
+    ---------
+    source : str or path
+        A local model folder or a Hugging Face Hub id (``user/repo``).
+    savedir : str or path, optional
+        Where SpeechBrain collects the files; None uses the folder itself
+        (local) or the Hugging Face cache (Hub), creating no links.
+    device : str
+        Torch device for the modules.
+
+    Returns
+    -------
+    speechbrain.inference.speaker.SpeakerRecognition
+    """
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    source = str(source)
+    if Path(source).is_dir():
+        if not (Path(source) / "hyperparams.yaml").is_file():
+            raise FileNotFoundError(
+                f"{source} is not a model folder: it has no hyperparams.yaml"
+            )
+    elif not HUB_ID.fullmatch(source):
+        # SpeechBrain reads any non-folder as a Hub id and goes to the
+        # network; a mistyped local path deserves a local error.
+        raise FileNotFoundError(f"model folder not found: {source}")
+    return SpeakerRecognition.from_hparams(
+        source=source,
+        savedir=None if savedir is None else str(savedir),
+        run_opts={"device": device},
+    )
+
+
+class SpeakerEmbedder:
+    """Batched, length-exact embeddings with a model folder's modules.
+
+    Arguments
+    ---------
+    compute_features : nn.Module
+        Waveforms (1, samples) -> features (1, frames, feats).
+    mean_var_norm : nn.Module
+        SpeechBrain-style normaliser ``(feats, relative_lengths)``.
+    embedding_model : nn.Module
+        ERes2Net (or its fast path): ``(feats, lengths) -> (B, 1, E)``.
+    sample_rate : int
+        Rate the model expects; files are resampled to it.
+    threshold : float, optional
+        Cosine threshold for same/different decisions, if known.
+    device : str
+        Where to run.
+
+    Example
+    -------
+    >>> from speechbrain_eres2net import ERes2Net, KaldiFbank
+    >>> from speechbrain.processing.features import InputNormalization
+    >>> embedder = SpeakerEmbedder(
+    ...     KaldiFbank(mean_norm=False),
+    ...     InputNormalization(norm_type="sentence", std_norm=False),
+    ...     ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]),
+    ... )
+    >>> embedder.min_samples  # 9 frames of 25 ms windows every 10 ms
+    1680
+    >>> wavs = [torch.randn(4000), torch.randn(2000)]
+    >>> batch = embedder.embed_batch(wavs)
+    >>> alone = embedder.embed_batch(wavs[1:])
+    >>> batch.shape, bool(torch.allclose(batch[1], alone[0], atol=1e-5))
+    (torch.Size([2, 192]), True)
+    """
+
+    def __init__(
+        self,
+        compute_features: nn.Module,
+        mean_var_norm: nn.Module,
+        embedding_model: nn.Module,
+        sample_rate: int = 16000,
+        threshold: Optional[float] = None,
+        device: str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.compute_features = compute_features.to(self.device).eval()
+        self.mean_var_norm = mean_var_norm.to(self.device).eval()
+        self.embedding_model = embedding_model.to(self.device).eval()
+        self.sample_rate = sample_rate
+        self.threshold = threshold
+        self.min_frames = int(getattr(embedding_model, "min_frames", 9))
+        self.min_samples = self._fewest_samples()
+
+    @classmethod
+    def from_folder(
+        cls,
+        source: PathLike,
+        savedir: Optional[PathLike] = None,
+        device: str = "cpu",
+        fast: bool = True,
+    ) -> SpeakerEmbedder:
+        """Loads a model folder; ``fast`` uses the optimised inference path.
+
+        The fast path (``speechbrain_eres2net.fastpath``) is used when it is
+        installed; without it the eager model runs.
+        """
+        pretrained = load_pretrained(source, savedir, device)
+        hparams = pretrained.hparams
+        model = pretrained.mods.embedding_model
+        if fast:
+            model = optimized(model)
+        return cls(
+            pretrained.mods.compute_features,
+            pretrained.mods.mean_var_norm,
+            model,
+            sample_rate=int(getattr(hparams, "sample_rate", 16000)),
+            threshold=getattr(hparams, "verification_threshold", None),
+            device=device,
+        )
+
+    def _frames(self, samples: int) -> int:
+        """Feature frames the front end gives for a waveform of this length."""
+        with torch.no_grad():
+            probe = torch.zeros(1, samples, device=self.device)
+            try:
+                return int(self.compute_features(probe).shape[1])
+            except (ValueError, RuntimeError):
+                return 0  # shorter than one analysis window
+
+    def _fewest_samples(self) -> int:
+        """Smallest waveform that gives ``min_frames`` frames (bisection)."""
+        low, high = 1, self.sample_rate
+        while self._frames(high) < self.min_frames:
+            high *= 2
+        while low < high:
+            mid = (low + high) // 2
+            if self._frames(mid) >= self.min_frames:
+                high = mid
+            else:
+                low = mid + 1
+        return low
+
+    @torch.no_grad()
+    def embed_batch(self, wavs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Embeds waveforms of any lengths; (batch, embedding_size).
+
+        Each waveform gets its own features (so padding never changes them);
+        features are padded and passed with exact relative lengths.
+        """
+        feats = []
+        for i, wav in enumerate(wavs):
+            if wav.dim() != 1:
+                raise ValueError(
+                    f"waveform {i} must be 1-D (samples,), got {tuple(wav.shape)}"
+                )
+            if wav.shape[0] < self.min_samples:
+                raise ValueError(
+                    f"waveform {i} has {wav.shape[0]} samples; the model needs "
+                    f"at least {self.min_samples}"
+                )
+            feats.append(
+                self.compute_features(wav.to(self.device).float().unsqueeze(0))[0]
+            )
+        frames = torch.tensor([f.shape[0] for f in feats], device=self.device)
+        padded = nn.utils.rnn.pad_sequence(feats, batch_first=True)
+        lengths = frames.float() / padded.shape[1]
+        padded = self.mean_var_norm(padded, lengths)
+        return self.embedding_model(padded, lengths).squeeze(1)
+
+    def embed_file(self, path: PathLike) -> torch.Tensor:
+        """Embedding of one audio file; raises :class:`AudioError` on bad input."""
+        wav = read_audio(path, self.sample_rate, self.min_samples)
+        return self.embed_batch([wav])[0]
+
+    def embed_files(
+        self,
+        paths: Sequence[PathLike],
+        batch_size: int = 16,
+        progress: bool = True,
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """Embeds many files in batches of similar length.
+
+        Returns
+        -------
+        embeddings : dict
+            str(path) -> float32 (embedding_size,) array, for every good file.
+        errors : dict
+            str(path) -> reason, for every file that could not be embedded.
+        """
+        from tqdm import tqdm
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        errors: dict[str, str] = {}
+        sized = []
+        for path in paths:
+            try:
+                sized.append((_duration(path), str(path)))
+            except AudioError as err:
+                errors[str(path)] = err.reason
+        # Longest first, so the first batch shows the peak memory at once.
+        sized.sort(key=lambda item: -item[0])
+        embeddings: dict[str, np.ndarray] = {}
+        bar = tqdm(
+            total=len(sized), unit="file", disable=not progress, desc="embedding"
+        )
+        for start in range(0, len(sized), batch_size):
+            names, wavs = [], []
+            for _, path in sized[start : start + batch_size]:
+                try:
+                    wavs.append(read_audio(path, self.sample_rate, self.min_samples))
+                    names.append(path)
+                except AudioError as err:
+                    errors[path] = err.reason
+            if wavs:
+                for name, emb in zip(names, self.embed_batch(wavs).cpu().numpy()):
+                    embeddings[name] = emb.astype(np.float32)
+            bar.update(len(sized[start : start + batch_size]))
+        bar.close()
+        return embeddings, errors
+
+    def score(self, first: torch.Tensor, second: torch.Tensor) -> float:
+        """Cosine similarity of two embeddings."""
+        return float(nn.functional.cosine_similarity(first, second, dim=-1, eps=1e-8))
+
+
+def evaluate_embedder(
+    embedder: SpeakerEmbedder,
+    trials: PathLike,
+    data_root: PathLike,
+    output_dir: Optional[PathLike] = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict:
+    """EER, minDCF and the EER threshold of a model on a trial list.
+
+    Every file of the trial list is embedded once; scoring, metrics, score
+    files and plots come from :mod:`speechbrain_eres2net.verification`
+    (files and plots only when ``output_dir`` is given). A file that cannot
+    be embedded is an error naming it.
+
+    Returns
+    -------
+    dict
+        ``evaluate_trials``' results plus ``trials`` (the list's file name).
+    """
+    import tempfile
+
+    from .verification import evaluate_trials, trial_utterances
+
+    utterances = trial_utterances(trials, data_root)
+    embeddings, errors = embedder.embed_files(
+        list(utterances.values()), batch_size=batch_size, progress=progress
+    )
+    if errors:
+        path, reason = next(iter(errors.items()))
+        raise AudioError(path, f"{reason} ({len(errors)} trial file(s) unusable)")
+    keyed = {u: embeddings[str(p)] for u, p in utterances.items()}
+    with tempfile.TemporaryDirectory() as scratch:
+        results = evaluate_trials(
+            keyed, trials, output_dir or scratch, plots=output_dir is not None
+        )
+    results = {k: (v.item() if hasattr(v, "item") else v) for k, v in results.items()}
+    results["trials"] = Path(trials).name
+    return results
+
+
+def optimized(model: nn.Module) -> nn.Module:
+    """The fast inference path of ``model`` when it is available, else ``model``."""
+    try:
+        from .fastpath import optimize_for_inference
+    except ImportError:
+        return model
+    return optimize_for_inference(model)
+
+
+def _duration(path: PathLike) -> float:
+    """Duration in seconds from the header, for length-sorted batching."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    try:
+        return soundfile.info(str(path)).duration
+    except (soundfile.LibsndfileError, RuntimeError, ValueError):
+        return 0.0  # unreadable: read_audio reports why, in its batch
+
+
+def expand_inputs(inputs: Iterable[PathLike]) -> list[Path]:
+    """Audio files named by paths, folders (recursive) or list files.
+
+    A folder contributes every audio file below it (sorted); a ``.txt``,
+    ``.lst``, ``.list`` or ``.scp`` file contributes one path per line
+    (the last field of a line, so Kaldi ``wav.scp`` lines ``<id> <path>``
+    work; relative paths are taken relative to the list file).
+
+    Example
+    -------
+    >>> expand_inputs([])
+    []
+    """
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(
+                sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            )
+        elif item.suffix.lower() in LIST_SUFFIXES and item.is_file():
+            for line in item.read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    entry = Path(line.split()[-1])
+                    files.append(entry if entry.is_absolute() else item.parent / entry)
+        else:
+            files.append(item)
+    return files
+
+
+AUDIO_SUFFIXES = {
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".mp3",
+    ".opus",
+    ".aiff",
+    ".aif",
+    ".au",
+    ".sph",
+}
+LIST_SUFFIXES = {".txt", ".lst", ".list", ".scp"}
