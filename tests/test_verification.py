@@ -1,0 +1,289 @@
+"""Verification: trial lists, length-batched embeddings, scoring outputs, recipe."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.lobes.features import Fbank
+from speechbrain.processing.features import InputNormalization
+from speechbrain.utils.checkpoints import Checkpointer
+
+from speechbrain_eres2net import ERes2Net
+from speechbrain_eres2net.metrics import verification_metrics
+from speechbrain_eres2net.verification import (
+    embed_csv,
+    embed_utterances,
+    evaluate_trials,
+    load_checkpoint,
+    read_trials,
+    score_trials,
+    speaker_cohort,
+    trial_utterances,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"m_channels": 8, "num_blocks": [1, 1, 1, 1], "embedding_size": 32}
+
+
+def tiny_modules(seed: int = 0):
+    torch.manual_seed(seed)
+    model = ERes2Net(**TINY).eval()
+    return (
+        Fbank(n_mels=80),
+        InputNormalization(norm_type="sentence", std_norm=False),
+        model,
+    )
+
+
+def synthetic_set(rng, prefix, n_speakers, n_utts=5, dim=32, offset_scale=3.0):
+    """Embeddings = speaker direction + noise + a shared direction scaled per
+    utterance (a per-utterance score offset, as channel effects give)."""
+    common = np.ones(dim) / np.sqrt(dim)
+    embeddings, speakers = {}, {}
+    for s in range(n_speakers):
+        centre = rng.normal(size=dim)
+        centre /= np.linalg.norm(centre)
+        for u in range(n_utts):
+            noise = 0.8 * rng.normal(size=dim) / np.sqrt(dim)
+            key = f"{prefix}{s}/s/{u}.wav"
+            embeddings[key] = centre + noise + rng.uniform(0, offset_scale) * common
+            speakers[key] = f"{prefix}{s}"
+    return embeddings, speakers
+
+
+def write_all_pairs(path: Path, speakers: dict[str, str]) -> None:
+    ids = sorted(speakers)
+    lines = [
+        f"{int(speakers[a] == speakers[b])} {a} {b}"
+        for i, a in enumerate(ids)
+        for b in ids[i + 1 :]
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_read_trials_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="trial list not found"):
+        read_trials(tmp_path / "x.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 a b c\n")
+    with pytest.raises(ValueError, match=re.escape(f"{bad}:1: expected")):
+        read_trials(bad)
+
+
+def test_score_trials_cosine_and_missing_embedding():
+    emb = {
+        "a": np.array([3.0, 0.0]),
+        "b": np.array([1.0, 1.0]),
+        "c": np.array([-2.0, 0]),
+    }
+    np.testing.assert_allclose(
+        score_trials(emb, ["a", "a", "b"], ["b", "c", "b"]), [2**-0.5, -1.0, 1.0]
+    )
+    with pytest.raises(KeyError, match="no embedding for 1 trial utterance.*zz"):
+        score_trials(emb, ["a"], ["zz"])
+
+
+def test_speaker_cohort_means_unit_embeddings():
+    emb = {
+        "x": np.array([2.0, 0.0]),
+        "y": np.array([0.0, 5.0]),
+        "z": np.array([0, 1.0]),
+    }
+    cohort = speaker_cohort(emb, {"x": "s1", "y": "s1", "z": "s2"})
+    # Each utterance counts equally whatever its norm.
+    np.testing.assert_allclose(cohort, [[2**-0.5, 2**-0.5], [0.0, 1.0]], atol=1e-6)
+
+
+def test_evaluate_trials_outputs(tmp_path):
+    rng = np.random.default_rng(0)
+    test, speakers = synthetic_set(rng, "t", 8)
+    cohort_emb, cohort_spk = synthetic_set(rng, "c", 40)
+    trials = tmp_path / "trials.txt"
+    write_all_pairs(trials, speakers)
+    out = tmp_path / "out"
+    cohort = speaker_cohort(cohort_emb, cohort_spk)
+    results = evaluate_trials(test, trials, out, cohort=cohort, top_k=10)
+
+    assert sorted(p.name for p in out.iterdir()) == [
+        "det.png",
+        "hist.png",
+        "results.json",
+        "scores.txt",
+    ]
+    for png in ("det.png", "hist.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "results.json").read_text()) == results
+
+    labels, enrol, test_ids = read_trials(trials)
+    lines = (out / "scores.txt").read_text().splitlines()
+    assert len(lines) == len(labels) == results["n_trials"] == 780
+    fields = [line.split() for line in lines]
+    assert [f[:3] for f in fields] == [
+        [e, t, str(lab)] for e, t, lab in zip(enrol, test_ids, labels)
+    ]
+    cosine = np.array([float(f[3]) for f in fields])
+    np.testing.assert_allclose(cosine, score_trials(test, enrol, test_ids), atol=1e-6)
+    expected = verification_metrics(cosine, labels)
+    assert results["eer"] == pytest.approx(expected["eer"], abs=1e-4)
+    assert results["min_dcf_0.01"] == pytest.approx(expected["min_dcf_0.01"], abs=1e-3)
+    assert {"min_dcf_0.05", "eer_threshold"} <= set(results)
+
+    # Per-utterance offsets hurt cosine; AS-norm takes much of them out.
+    normed = np.array([float(f[4]) for f in fields])
+    assert results["asnorm"]["eer"] == pytest.approx(
+        verification_metrics(normed, labels)["eer"], abs=1e-4
+    )
+    assert results["asnorm"]["top_k"] == 10 and results["asnorm"]["cohort_size"] == 40
+    print(f"EER cosine {results['eer']:.3f} -> AS-norm {results['asnorm']['eer']:.3f}")
+    assert results["asnorm"]["eer"] < 0.7 * results["eer"]
+
+
+def test_evaluate_trials_without_plots_and_missing_embedding(tmp_path):
+    trials = tmp_path / "t.txt"
+    trials.write_text("1 a b\n0 a c\n")
+    emb = {"a": np.ones(3), "b": np.ones(3), "c": -np.ones(3)}
+    evaluate_trials(emb, trials, tmp_path / "o", plots=False)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "results.json",
+        "scores.txt",
+    ]
+    del emb["c"]
+    with pytest.raises(KeyError, match="no embedding for 1 trial utterance"):
+        evaluate_trials(emb, trials, tmp_path / "o2")
+    assert not (tmp_path / "o2").exists()
+
+
+def test_trial_utterances_missing_file(tmp_path):
+    (tmp_path / "wav" / "s" / "x").mkdir(parents=True)
+    (tmp_path / "wav" / "s" / "x" / "1.wav").write_bytes(b"")
+    trials = tmp_path / "t.txt"
+    trials.write_text("1 s/x/1.wav s/x/2.wav\n")
+    with pytest.raises(FileNotFoundError, match=r"names 1 file\(s\) .*s/x/2.wav"):
+        trial_utterances(trials, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def realspk_files(request):
+    realspk = request.getfixturevalue("realspk")
+    utterances = {}
+    for line in (realspk / "dev_list.txt").read_text().splitlines()[:10]:
+        rel = line.split()[1]
+        utterances[rel] = realspk / "wav" / rel
+    return utterances
+
+
+def test_batched_equals_one_at_a_time(realspk_files):
+    modules = tiny_modules()
+    batched = embed_utterances(*modules, realspk_files, batch_size=4)
+    alone = embed_utterances(*modules, realspk_files, batch_size=1)
+    assert set(batched) == set(realspk_files)
+    for key in realspk_files:
+        a, b = batched[key], alone[key]
+        cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+        assert cosine >= 0.9999, key
+    # A full batch, same result; different utterances differ.
+    whole = embed_utterances(*modules, realspk_files, batch_size=10)
+    keys = sorted(realspk_files)
+    np.testing.assert_allclose(whole[keys[0]], alone[keys[0]], rtol=1e-3, atol=1e-4)
+    assert not np.allclose(whole[keys[0]], whole[keys[1]], atol=1e-3)
+
+
+def test_embed_errors_and_csv(tmp_path, realspk_files):
+    modules = tiny_modules()
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    with pytest.raises(
+        ValueError, match=r"1 utterance\(s\) could not be embedded.*bad.wav"
+    ):
+        embed_utterances(*modules, {"bad": bad})
+    rows = ["ID,duration,wav,start,stop,spk_id"]
+    for i, (rel, path) in enumerate(list(realspk_files.items())[:3]):
+        rows.append(f"u{i},1.0,{path},0,16000,{rel.split('/')[0]}")
+    rows.append(f"broken,1.0,{bad},0,16000,zz")
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    embeddings, speakers = embed_csv(*modules, csv_path, max_per_speaker=1)
+    assert len(embeddings) == len({s for s in speakers.values()})
+    assert str(bad) not in embeddings
+    with pytest.raises(FileNotFoundError, match="CSV file not found"):
+        embed_csv(*modules, tmp_path / "none.csv")
+
+
+def load_recipe():
+    path = REPO / "recipes" / "VoxCeleb" / "ERes2Net" / "speaker_verification.py"
+    spec = importlib.util.spec_from_file_location("speaker_verification", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_from_training_checkpoint(tmp_path, realspk, realspk_files, capsys):
+    _, norm, model = tiny_modules(seed=3)
+    Checkpointer(
+        tmp_path / "save", {"embedding_model": model, "normalizer": norm}
+    ).save_checkpoint()
+    keys = sorted(realspk_files)
+    trials = tmp_path / "trials.txt"
+    trials.write_text(
+        f"1 {keys[0]} {keys[1]}\n0 {keys[0]} {keys[-1]}\n1 {keys[2]} {keys[3]}\n"
+        f"0 {keys[3]} {keys[-2]}\n"
+    )
+    overrides = [
+        f"--data_folder={realspk}",
+        f"--verification_file={trials}",
+        f"--checkpoint_folder={tmp_path / 'save'}",
+        f"--output_folder={tmp_path / 'out'}",
+        "--m_channels=8",
+        "--num_blocks=[1, 1, 1, 1]",
+        "--emb_dim=32",
+        "--noprogressbar",
+    ]
+    recipe = load_recipe()
+    assert recipe.main([str(REPO / "hparams" / "verification.yaml"), *overrides]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["n_trials"] == 4 and "asnorm" not in results
+    assert "EER" in capsys.readouterr().out
+
+    # The scores are those of the checkpointed weights, not a fresh model.
+    embeddings = embed_utterances(*tiny_modules(seed=3)[:2], model, realspk_files)
+    lines = (tmp_path / "out" / "scores.txt").read_text().splitlines()
+    expected = score_trials(embeddings, [keys[0]], [keys[1]])[0]
+    assert float(lines[0].split()[3]) == pytest.approx(expected, abs=1e-5)
+
+    # Errors: one line on stderr, exit code 1.
+    code = recipe.main(
+        [str(REPO / "hparams" / "verification.yaml"), *overrides[:2], "--noprogressbar"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: set checkpoint_folder")
+    assert err.count("\n") == 1
+
+
+def test_load_checkpoint_restores_weights(tmp_path):
+    _, _, saved = tiny_modules(seed=1)
+    Checkpointer(tmp_path, {"embedding_model": saved}).save_checkpoint()
+    _, norm, fresh = tiny_modules(seed=2)
+    load_checkpoint(tmp_path, fresh, norm)  # normaliser absent: partial load
+    for a, b in zip(saved.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no CKPT"):
+        load_checkpoint(tmp_path / "empty", fresh)
+    with pytest.raises(FileNotFoundError, match="checkpoint folder not found"):
+        load_checkpoint(tmp_path / "missing", fresh)
+
+
+def test_yaml_builds_modules_matching_training_keys():
+    with open(REPO / "hparams" / "verification.yaml") as f:
+        hparams = load_hyperpyyaml(f, {"data_folder": "d", "verification_file": "v"})
+    assert isinstance(hparams["embedding_model"], ERes2Net)
+    assert isinstance(hparams["mean_var_norm"], InputNormalization)
+    assert hparams["mean_var_norm"].norm_type == "sentence"
+    assert hparams["top_k"] == 300 and hparams["cohort_csv"] is None
