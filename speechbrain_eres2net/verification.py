@@ -482,6 +482,58 @@ def load_checkpoint(
     return Path(checkpoint.path)
 
 
+def _embedding_modules(hparams: Mapping, device: str) -> tuple:
+    """(compute_features, mean_var_norm, embedding_model) with trained weights."""
+    if hparams.get("pretrained_folder"):
+        embedder = SpeakerEmbedder.from_folder(
+            hparams["pretrained_folder"], device=device, fast=False
+        )
+        return (
+            embedder.compute_features,
+            embedder.mean_var_norm,
+            embedder.embedding_model,
+        )
+    source = hparams
+    checkpoint_folder = hparams.get("checkpoint_folder")
+    if hparams.get("train_hparams"):
+        source = load_training_hparams(
+            hparams["train_hparams"],
+            hparams["data_folder"],
+            hparams.get("train_overrides") or {},
+        )
+        checkpoint_folder = checkpoint_folder or source.get("save_folder")
+    if not checkpoint_folder:
+        raise ValueError(
+            "set checkpoint_folder (a training save folder with CKPT+* folders), "
+            "train_hparams (the training YAML) or pretrained_folder (a model folder)"
+        )
+    modules = (
+        source["compute_features"],
+        source.get("mean_var_norm"),
+        source["embedding_model"],
+    )
+    loaded = load_checkpoint(checkpoint_folder, modules[2], modules[1])
+    logger.info("Loaded %s", loaded)
+    return modules
+
+
+def load_training_hparams(
+    path: PathLike, data_folder: PathLike, overrides: Mapping
+) -> dict:
+    """Loads a training YAML for its front end, normaliser and model.
+
+    Lets any model trained by the recipe (ERes2Net, ECAPA-TDNN, ...) be
+    evaluated with exactly its training definitions.
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training hparams file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        return load_hyperpyyaml(f, {"data_folder": str(data_folder), **overrides})
+
+
 def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
     """The verification recipe: model, trial embeddings, cohort, scoring.
 
@@ -489,11 +541,14 @@ def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
     ---------
     hparams : mapping
         Loaded ``hparams/verification.yaml``: ``data_folder``,
-        ``verification_file``, ``output_folder``, either
-        ``checkpoint_folder`` (with the YAML's ``compute_features``,
-        ``mean_var_norm`` and ``embedding_model``) or ``pretrained_folder``
-        (a model folder), optional ``cohort_csv``, ``cohort_utts_per_speaker``
-        and ``top_k`` (AS-norm), ``batch_size``, ``plots``.
+        ``verification_file``, ``output_folder``; the model from
+        ``pretrained_folder`` (a model folder), or from ``train_hparams``
+        (the training YAML, whose ``save_folder`` holds the checkpoints
+        unless ``checkpoint_folder`` is given), or from ``checkpoint_folder``
+        with this YAML's own ``compute_features``, ``mean_var_norm`` and
+        ``embedding_model``; optional ``cohort_csv``,
+        ``cohort_utts_per_speaker`` and ``top_k`` (AS-norm), ``batch_size``,
+        ``plots``.
     device : str, optional
         Overrides ``hparams["device"]``.
 
@@ -503,28 +558,7 @@ def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
         The results of :func:`evaluate_trials`.
     """
     device = device or hparams.get("device", "cpu")
-    if hparams.get("pretrained_folder"):
-        embedder = SpeakerEmbedder.from_folder(
-            hparams["pretrained_folder"], device=device, fast=False
-        )
-        modules = (
-            embedder.compute_features,
-            embedder.mean_var_norm,
-            embedder.embedding_model,
-        )
-    elif hparams.get("checkpoint_folder"):
-        modules = (
-            hparams["compute_features"],
-            hparams.get("mean_var_norm"),
-            hparams["embedding_model"],
-        )
-        loaded = load_checkpoint(hparams["checkpoint_folder"], modules[2], modules[1])
-        logger.info("Loaded %s", loaded)
-    else:
-        raise ValueError(
-            "set checkpoint_folder (a training save folder with CKPT+* folders) "
-            "or pretrained_folder (a model folder with hyperparams.yaml)"
-        )
+    modules = _embedding_modules(hparams, device)
     options = {
         "batch_size": int(hparams.get("batch_size", 16)),
         "device": device,
