@@ -2,8 +2,10 @@
 
 Usage: ``python -m benchmarks.worker module:function '<json kwargs>'``. The
 last stdout line is the function's dict plus ``base_rss_mb`` (peak RSS
-before the call) and ``peak_rss_mb`` (peak RSS after it), both from
-``getrusage`` (Linux reports kilobytes).
+before the call) and ``peak_rss_mb`` (peak RSS after it). Both are the
+process's ``VmHWM`` from ``/proc/self/status``: ``getrusage``'s
+``ru_maxrss`` is useless here because Linux carries the forking parent's
+peak across ``execve`` into the child.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import sys
 
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    # Elsewhere: kilobytes on Linux, bytes on macOS; may include the parent.
+    scale = 1024.0 if sys.platform != "darwin" else 2.0**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,243 @@
+"""Benchmark suite entry point: ``python -m benchmarks [options]``.
+
+Runs every section the machine can run, prints one table (ours,
+reference, ratio, target, pass/fail) and writes it as JSON. Sections:
+
+* ``inference``  batch-1 latency, base and large, 3/10/30 s, 1 and 2
+  threads: official vs our eager model vs our fast path; GFLOP/s.
+* ``variants``   the fast-path candidates (folded fp32, channels-last,
+  frozen TorchScript, ONNX Runtime, bf16 autocast) vs official.
+* ``throughput`` utterances/s over the realspk dev list (skipped if absent).
+* ``long``       peak RSS of a 10-minute recording, windowed vs official.
+* ``training``   CPU training step (time, peak RSS); the GPU rows run only
+  where CUDA is available.
+* ``evaluation`` EER + minDCFs over 10 M synthetic trials.
+* ``dataprep``   prepare_voxceleb over 100,000 generated wav files.
+
+Thread counts are set with ``torch.set_num_threads`` (and OMP/MKL env vars
+for worker processes); set ``OMP_NUM_THREADS`` before launching to pin the
+parent too. Example::
+
+    python -m benchmarks --json benchmarks/results.json
+    python -m benchmarks --quick --only inference,evaluation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SECTIONS = (
+    "inference",
+    "variants",
+    "throughput",
+    "long",
+    "training",
+    "evaluation",
+    "dataprep",
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` shrinks every size for a smoke run."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {SECTIONS}",
+    )
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument(
+        "--json", default="benchmarks/results.json", help="where to write the table"
+    )
+    parser.add_argument("--threads", default=None, help="e.g. 1,2 (default 1,2)")
+    parser.add_argument("--sizes", default=None, help="model sizes: base,large")
+    parser.add_argument("--seconds", default=None, help="input durations, e.g. 3,10,30")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs per point"
+    )
+    parser.add_argument("--train-batch", type=int, default=None)
+    parser.add_argument("--train-frames", type=int, default=None)
+    parser.add_argument("--train-steps", type=int, default=None)
+    parser.add_argument("--long-minutes", type=float, default=None)
+    parser.add_argument(
+        "--utterances", type=int, default=None, help="realspk dev limit"
+    )
+    parser.add_argument("--metrics-trials", type=int, default=None)
+    parser.add_argument("--dataprep-files", type=int, default=None)
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="cuda also runs the GPU training rows (needs CUDA)",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "threads": "1" if quick else "1,2",
+        "sizes": "base" if quick else "base,large",
+        "seconds": "1" if quick else "3,10,30",
+        "repeats": 1 if quick else 5,
+        "train_batch": 2 if quick else 32,
+        "train_frames": 100 if quick else 298,
+        "train_steps": 1 if quick else 2,
+        "long_minutes": 0.1 if quick else 10.0,
+        "utterances": 6 if quick else 240,
+        "metrics_trials": 200_000 if quick else 10_000_000,
+        "dataprep_files": 1000 if quick else 100_000,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    selected = [s.strip() for s in args.only.split(",") if s.strip()]
+    skipped = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = (set(selected) | skipped) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    args.sections = [s for s in SECTIONS if s in selected and s not in skipped]
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def run_section(name: str, args: argparse.Namespace) -> list:
+    """Runs one section and returns its rows."""
+    threads = _ints(args.threads)
+    if name == "inference":
+        from .inference import bench_latency
+
+        return bench_latency(
+            args.sizes.split(","), _floats(args.seconds), threads, args.repeats
+        )
+    if name == "variants":
+        from .inference import bench_variants
+
+        return bench_variants(10 if not args.quick else 1, threads, args.repeats)
+    if name == "throughput":
+        from .inference import bench_throughput
+
+        return bench_throughput(args.utterances, threads[-1], repeats=1)
+    if name == "long":
+        from .inference import bench_long
+
+        return bench_long(args.long_minutes, threads=threads[-1])
+    if name == "training":
+        from .training import bench_cpu, bench_gpu
+
+        rows = bench_cpu(
+            args.train_batch,
+            args.train_frames,
+            args.train_steps,
+            threads[-1],
+            rounds=1 if args.quick else 2,
+        )
+        if args.device == "cuda":
+            rows += bench_gpu(batch=max(args.train_batch, 2), frames=args.train_frames)
+        return rows
+    if name == "evaluation":
+        from .evaluation import bench_metrics
+
+        return bench_metrics(args.metrics_trials, min(5_000, args.metrics_trials))
+    if name == "dataprep":
+        from .evaluation import bench_dataprep
+
+        return bench_dataprep(args.dataprep_files)
+    raise ValueError(name)
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import torch
+
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "load_average": os.getloadavg(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Writes ``payload`` atomically (temp file in the same folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        json.dump(payload, out, indent=1)
+    os.replace(temp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the selected sections, prints the table, writes the JSON."""
+    import warnings
+
+    from .common import Row, format_table
+
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore")
+    rows: list[Row] = []
+    started = time.time()
+    for name in args.sections:
+        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+        section_start = time.perf_counter()
+        try:
+            rows += run_section(name, args)
+        except Exception as error:  # one failing section must not hide the others
+            rows.append(
+                Row(
+                    name,
+                    "section failed",
+                    None,
+                    note=f"{type(error).__name__}: {error}"[:300],
+                )
+            )
+        print(
+            f"[benchmarks] {name} done in {time.perf_counter() - section_start:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    table = format_table(rows)
+    print(table)
+    notes = [f"{r.section} / {r.name}: {r.note}" for r in rows if r.note]
+    if notes:
+        print("\nnotes:\n" + "\n".join(notes))
+    payload = {
+        "command": "python -m benchmarks "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": machine(),
+        "rows": [r.as_dict() for r in rows],
+    }
+    write_json(Path(args.json), payload)
+    failed = [r for r in rows if r.name == "section failed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
