@@ -39,16 +39,49 @@ class AudioError(ValueError):
         self.reason = reason
 
 
-def announce_once(message: str) -> None:
-    """Prints ``message`` on stderr the first time it is seen in this process.
+def announce_once(key: str, message: str) -> None:
+    """Prints ``message`` on stderr the first time ``key`` is announced.
 
     Example
     -------
-    >>> announce_once("audio at 8000 Hz is resampled to 16000 Hz")
+    >>> announce_once("doctest", "audio at 8000 Hz is resampled to 16000 Hz")
     """
-    if message not in _announced:
-        _announced.add(message)
+    if key not in _announced:
+        _announced.add(key)
         print(f"eres2net: {message}", file=sys.stderr)
+
+
+def check_audio_file(path: PathLike) -> soundfile._SoundFileInfo:
+    """Header-level checks of an audio file, without decoding it.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, a folder, empty, not audio, has no samples or
+        is a truncated WAV file.
+
+    Example
+    -------
+    >>> check_audio_file("no/such/file.wav")
+    Traceback (most recent call last):
+    ...
+    speechbrain_eres2net.audio.AudioError: no/such/file.wav: file not found
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a folder, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
+    if info.frames == 0:
+        raise AudioError(path, "audio has no samples")
+    _check_not_truncated(path, info.extra_info)
+    return info
 
 
 def read_audio(
@@ -89,30 +122,24 @@ def read_audio(
     speechbrain_eres2net.audio.AudioError: ...: audio is 1.000 s long, shorter ...
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a folder, expected an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "file is empty (0 bytes)")
+    check_audio_file(path)
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
-    if data.shape[0] == 0:
-        raise AudioError(path, "audio has no samples")
-    _check_not_truncated(path)
     if not np.isfinite(data).all():
         raise AudioError(path, "audio contains NaN or infinite samples")
     if data.shape[1] > 1:
         announce_once(
+            "mono",
             f"multi-channel audio (e.g. {path.name}, {data.shape[1]} channels) "
-            "is averaged to mono"
+            "is averaged to mono",
         )
     wav = torch.from_numpy(data.mean(axis=1))
     if rate != sample_rate:
         announce_once(
-            f"audio at {rate} Hz (e.g. {path.name}) is resampled to {sample_rate} Hz"
+            f"rate {rate}",
+            f"audio at {rate} Hz (e.g. {path.name}) is resampled to {sample_rate} Hz",
         )
         wav = torchaudio.functional.resample(wav, rate, sample_rate)
     if wav.shape[0] < min_samples:
@@ -124,14 +151,13 @@ def read_audio(
     return wav
 
 
-def _check_not_truncated(path: Path) -> None:
+def _check_not_truncated(path: Path, log: str) -> None:
     """Rejects a WAV file whose data chunk is shorter than its header says.
 
     libsndfile silently reads what is there; a cut download would then be
     embedded as if it were the whole recording. Streaming writers that leave
     the size field at 0 or 0xFFFFFFFF are not truncated files.
     """
-    log = soundfile.info(str(path)).extra_info
     match = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
     if match:
         announced, present = int(match.group(1)), int(match.group(2))

@@ -293,6 +293,10 @@ def write_kaldi_vectors(embeddings: Mapping[str, np.ndarray], out: str) -> list[
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``eres2net verify``: cosine score and decision for two files."""
+    from .audio import check_audio_file
+
+    for path in (args.first, args.second):
+        check_audio_file(path)  # fail on a bad file before loading the model
     embedder = _embedder(args)
     threshold = args.threshold if args.threshold is not None else embedder.threshold
     first = embedder.embed_file(args.first)

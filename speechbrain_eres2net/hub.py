@@ -376,18 +376,27 @@ def state_mismatch(expected: Any, got: Any) -> Optional[str]:
     >>> state_mismatch(a, a) is None, state_mismatch(a, b)
     (True, 'tensor weight differs')
     """
-    left, right = _state(expected), _state(got)
-    if left.keys() != right.keys():
+    return dict_mismatch(_state(expected), _state(got))
+
+
+def dict_mismatch(
+    expected: Mapping[str, Any], got: Mapping[str, Any], compare_values: bool = True
+) -> Optional[str]:
+    """How two state dicts differ in keys, tensor shapes or values, or None."""
+    if expected.keys() != got.keys():
         return (
-            f"missing {sorted(left.keys() - right.keys())}, "
-            f"unexpected {sorted(right.keys() - left.keys())}"
+            f"missing {sorted(expected.keys() - got.keys())[:5]}, "
+            f"unexpected {sorted(got.keys() - expected.keys())[:5]}"
         )
-    for name, value in left.items():
-        other = right[name]
+    for name, value in expected.items():
+        other = got[name]
         if isinstance(value, torch.Tensor):
-            if value.shape != other.shape or not torch.equal(value.cpu(), other.cpu()):
+            if value.shape != other.shape:
+                shapes = f"{tuple(other.shape)}, expected {tuple(value.shape)}"
+                return f"{name} has shape {shapes}"
+            if compare_values and not torch.equal(value.cpu(), other.cpu()):
                 return f"tensor {name} differs"
-        elif value != other:
+        elif compare_values and value != other:
             return f"{name} differs"
     return None
 
@@ -595,12 +604,12 @@ def _load_recipe_state(module: Any, path: Path, key: str) -> None:
         module._load_statistics_dict(torch.load(path, map_location="cpu"))
         return
     state = torch.load(path, map_location="cpu", weights_only=True)
-    result = module.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    problem = dict_mismatch(module.state_dict(), state, compare_values=False)
+    if problem:
         raise ValueError(
-            f"{path} does not fit the {key} of the training YAML: missing "
-            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+            f"{path} does not fit the {key} of the training YAML: {problem}"
         )
+    module.load_state_dict(state, strict=True)
     module.eval()
 
 

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
-import soundfile
 import torch
 from torch import nn
 
-from .audio import AudioError, read_audio
+from .audio import AudioError, check_audio_file, read_audio
 
 PathLike = Union[str, os.PathLike]
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -230,7 +229,7 @@ class SpeakerEmbedder:
         sized = []
         for path in paths:
             try:
-                sized.append((_duration(path), str(path)))
+                sized.append((check_audio_file(path).duration, str(path)))
             except AudioError as err:
                 errors[str(path)] = err.reason
         # Longest first, so the first batch shows the peak memory at once.
@@ -307,17 +306,6 @@ def optimized(model: nn.Module) -> nn.Module:
     except ImportError:
         return model
     return optimize_for_inference(model)
-
-
-def _duration(path: PathLike) -> float:
-    """Duration in seconds from the header, for length-sorted batching."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    try:
-        return soundfile.info(str(path)).duration
-    except (soundfile.LibsndfileError, RuntimeError, ValueError):
-        return 0.0  # unreadable: read_audio reports why, in its batch
 
 
 def expand_inputs(inputs: Iterable[PathLike]) -> list[Path]:

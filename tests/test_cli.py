@@ -1,0 +1,318 @@
+"""The ``eres2net`` command line on real recordings and on every kind of bad input."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_hub import (  # noqa: E402
+    QUICKSTART_YAML,
+    real_wavs,
+    recipe_run,
+    trial_subset,
+)
+from test_import_3dspeaker import imported_folder  # noqa: E402
+
+from speechbrain_eres2net import audio  # noqa: E402
+from speechbrain_eres2net.cli import main  # noqa: E402
+from speechbrain_eres2net.inference import SpeakerEmbedder  # noqa: E402
+
+
+def read_kaldi_scp(scp: Path) -> dict[str, np.ndarray]:
+    """Reads binary float vectors through the scp byte offsets (as Kaldi does)."""
+    vectors = {}
+    for line in scp.read_text().splitlines():
+        key, location = line.split(" ", 1)
+        ark, offset = location.rsplit(":", 1)
+        with open(ark, "rb") as f:
+            f.seek(int(offset))
+            assert f.read(6) == b"\0BFV \x04"
+            (dim,) = struct.unpack("<i", f.read(4))
+            vectors[key] = np.frombuffer(f.read(4 * dim), dtype="<f4")
+    return vectors
+
+
+@pytest.fixture
+def bad_files(tmp_path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, expected reason fragment) for every kind of bad input."""
+    good = real_wavs(1)[0]
+    wav, rate = soundfile.read(good, dtype="float32")
+    files = {}
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    files["empty"] = (empty, "empty")
+    text = tmp_path / "notes.wav"
+    text.write_text("these are meeting notes, not audio\n" * 20)
+    files["text"] = (text, "not a readable audio file")
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["truncated"] = (truncated, "truncated")
+    short = tmp_path / "short.wav"
+    soundfile.write(short, wav[: int(0.05 * rate)], rate)
+    files["short"] = (short, "shorter than")
+    files["missing"] = (tmp_path / "missing.wav", "not found")
+    return files
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_embed_folders_lists_and_files_npz_and_kaldi(tmp_path, capsys):
+    folder = imported_folder()
+    wavs = real_wavs(4)
+    tree = tmp_path / "audio"
+    (tree / "deep" / "er").mkdir(parents=True)
+    shutil.copy(wavs[0], tree / "a.wav")
+    shutil.copy(wavs[1], tree / "deep" / "er" / "b.wav")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"utt3 {wavs[2]}\n\n# a comment\n")
+    inputs = [tree, listing, wavs[3]]
+    out = tmp_path / "emb.npz"
+    code, _, err = run_cli(
+        [
+            "embed",
+            "--model",
+            folder,
+            *inputs,
+            "--out",
+            out,
+            "--batch-size",
+            2,
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    expected_keys = [
+        str(tree / "a.wav"),
+        str(tree / "deep/er/b.wav"),
+        str(wavs[2]),
+        str(wavs[3]),
+    ]
+    stored = np.load(out)
+    assert sorted(stored.files) == sorted(expected_keys)
+    eager = SpeakerEmbedder.from_folder(folder, fast=False)
+    for key in expected_keys:
+        ref = eager.embed_file(key)
+        cos = torch.cosine_similarity(torch.from_numpy(stored[key]), ref, dim=0)
+        assert cos >= 0.9999, key  # fast path (bf16 where native) vs eager
+
+    code, _, err = run_cli(
+        [
+            "embed",
+            "--model",
+            folder,
+            *inputs,
+            "--out",
+            tmp_path / "emb.ark",
+            "--no-fast",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    kaldi = read_kaldi_scp(tmp_path / "emb.scp")
+    assert list(kaldi) == expected_keys  # input order, not length order
+    for key in expected_keys:
+        np.testing.assert_allclose(kaldi[key], eager.embed_file(key).numpy(), atol=1e-5)
+
+
+def test_embed_keeps_good_files_and_reports_bad_ones(tmp_path, capsys, bad_files):
+    folder = imported_folder()
+    good = real_wavs(2)
+    inputs = [good[0], *(f for f, _ in bad_files.values()), good[1]]
+    out = tmp_path / "emb.npz"
+    code, _, err = run_cli(["embed", "--model", folder, *inputs, "--out", out], capsys)
+    assert code == 1
+    assert "Traceback" not in err and "5 of 7 file(s) could not be embedded" in err
+    assert sorted(np.load(out).files) == sorted(str(g) for g in good)
+    report = dict(
+        line.split("\t") for line in Path(f"{out}.errors.txt").read_text().splitlines()
+    )
+    assert set(report) == {str(f) for f, _ in bad_files.values()}
+    for path, reason in bad_files.values():
+        assert reason in report[str(path)], (path, report[str(path)])
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "short", "missing"])
+def test_verify_bad_input_is_one_line(kind, capsys, bad_files):
+    path, reason = bad_files[kind]
+    good = real_wavs(1)[0]
+    code, out, err = run_cli(
+        ["verify", "--model", imported_folder(), good, path, "--threshold", "0.5"],
+        capsys,
+    )
+    assert code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] and reason in lines[0]
+
+
+def test_bad_input_in_a_fresh_process_has_no_traceback(bad_files):
+    path, _ = bad_files["text"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_eres2net.cli",
+            "verify",
+            "--model",
+            str(imported_folder()),
+            str(path),
+            str(path),
+            "--threshold",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("eres2net verify: error:")
+
+
+def test_other_rates_and_channels_are_converted_and_said_once(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(audio, "_announced", set())
+    sources = real_wavs(2)
+    files = []
+    for i, src in enumerate(sources):
+        wav, _ = soundfile.read(src, dtype="float32")
+        import torchaudio
+
+        low = torchaudio.functional.resample(torch.from_numpy(wav), 16000, 8000).numpy()
+        stereo = np.stack([low, 0.5 * low], axis=1)
+        files.append(tmp_path / f"tel{i}.wav")
+        soundfile.write(files[-1], stereo, 8000)
+    code, _, err = run_cli(
+        ["embed", "--model", imported_folder(), *files, "--out", tmp_path / "e.npz"],
+        capsys,
+    )
+    assert code == 0, err
+    assert err.count("resampled to 16000 Hz") == 1
+    assert err.count("averaged to mono") == 1
+    assert len(np.load(tmp_path / "e.npz").files) == 2
+
+
+def test_verify_uses_stored_or_given_threshold(tmp_path, capsys):
+    same = real_wavs(1)[0]
+    folder = tmp_path / "with-threshold"
+    shutil.copytree(imported_folder(), folder)
+    yaml = folder / "hyperparams.yaml"
+    yaml.write_text(
+        yaml.read_text().replace(
+            "verification_threshold:\n", "verification_threshold: 0.5\n"
+        )
+    )
+    code, out, _ = run_cli(["verify", "--model", folder, same, same], capsys)
+    assert code == 0
+    assert out.strip() == "score 1.0000 threshold 0.5000 -> same speaker"
+    code, out, _ = run_cli(
+        ["verify", "--model", folder, same, same, "--threshold", "1.5"], capsys
+    )
+    assert code == 0 and out.strip().endswith("-> different speakers")
+    code, out, err = run_cli(
+        ["verify", "--model", imported_folder(), same, same], capsys
+    )
+    assert code == 1 and out.startswith("score 1.0000")
+    assert "stores no verification threshold; pass --threshold" in err
+
+
+def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
+    trials = trial_subset(tmp_path / "trials.txt")
+    code, out, err = run_cli(
+        [
+            "score",
+            "--model",
+            imported_folder(),
+            "--trials",
+            trials,
+            "--data-root",
+            realspk,
+            "--output-dir",
+            tmp_path / "results",
+            "--no-fast",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    from speechbrain_eres2net.inference import evaluate_embedder
+
+    expected = evaluate_embedder(
+        SpeakerEmbedder.from_folder(imported_folder(), fast=False), trials, realspk
+    )
+    assert f"EER {100 * expected['eer']:.2f} %" in out
+    assert f"minDCF(0.01) {expected['min_dcf_0.01']:.4f}" in out
+    assert "on 10 trials" in out
+    assert (tmp_path / "results" / "scores.txt").is_file()
+    assert (tmp_path / "results" / "results.json").is_file()
+
+
+def test_export_hub_cli_with_overrides_and_push(tmp_path, capsys, monkeypatch):
+    out_dir, hp = recipe_run()
+    pushed = []
+    import speechbrain_eres2net.hub as hub
+
+    monkeypatch.setattr(
+        hub,
+        "push_to_hub",
+        lambda folder, repo, **kw: pushed.append((Path(folder), repo, kw)),
+    )
+    code, _, err = run_cli(
+        [
+            "export-hub",
+            "--hparams",
+            QUICKSTART_YAML,
+            "--checkpoint",
+            hp["save_folder"],
+            "--out",
+            tmp_path / "model",
+            "--override",
+            "data_folder=/nowhere",
+            "--push-to-hub",
+            "me/tiny",
+            "--private",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert pushed == [(tmp_path / "model", "me/tiny", {"private": True})]
+    assert (tmp_path / "model" / "hyperparams.yaml").is_file()
+    code, _, err = run_cli(
+        [
+            "export-hub",
+            "--hparams",
+            QUICKSTART_YAML,
+            "--checkpoint",
+            tmp_path / "none",
+            "--out",
+            tmp_path / "m2",
+        ],
+        capsys,
+    )
+    assert code == 1 and "checkpoint folder not found" in err and err.count("\n") == 1
+
+
+def test_quickstart_passes_its_arguments_through(monkeypatch):
+    seen = []
+    fake = types.ModuleType("speechbrain_eres2net.quickstart")
+    fake.main = lambda argv=None: seen.append(argv) or 3
+    monkeypatch.setitem(sys.modules, "speechbrain_eres2net.quickstart", fake)
+    assert main(["quickstart", "--epochs", "2", "--help"]) == 3
+    assert seen == [["--epochs", "2", "--help"]]

@@ -1,0 +1,357 @@
+"""Model folders: recipe checkpoint -> folder -> SpeechBrain's inference classes.
+
+The recipe side is the real one: ``hparams/quickstart.yaml`` (a tiny ERes2Net
+with SpeechBrain's Fbank, sentence normalisation and an ECAPA classifier)
+is loaded with hyperpyyaml and saved by its own ``checkpointer``, as the
+training script does; BatchNorm statistics and the classifier are
+randomised so that a wrong or missing tensor changes the embeddings.
+
+The folder builders here are cached per process and shared by
+test_cli.py and test_onnx.py.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import REALSPK, REPO, randomize_batchnorm  # noqa: E402
+
+from speechbrain_eres2net.hub import (  # noqa: E402
+    FolderPretrainer,
+    export_hub,
+    latest_checkpoint,
+    push_to_hub,
+    training_nodes,
+)
+
+QUICKSTART_YAML = REPO / "hparams" / "quickstart.yaml"
+N_SPEAKERS = 7
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temporary folder removed when the test process exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def train_side(output_folder: Path, seed: int = 0) -> dict:
+    """The recipe's modules from its YAML, randomised and checkpointed."""
+    torch.manual_seed(seed)
+    with open(QUICKSTART_YAML, encoding="utf-8") as f:
+        hp = load_hyperpyyaml(
+            f,
+            {
+                "data_folder": str(output_folder / "no-data"),
+                "output_folder": str(output_folder),
+                "out_n_neurons": N_SPEAKERS,
+            },
+        )
+    randomize_batchnorm(hp["embedding_model"], seed)
+    with torch.no_grad():
+        for p in hp["classifier"].parameters():
+            p.normal_()
+    hp["embedding_model"].eval()
+    from speechbrain.dataio.encoder import CategoricalEncoder
+
+    encoder = CategoricalEncoder()
+    encoder.update_from_iterable([f"spk{i}" for i in range(N_SPEAKERS)])
+    save = Path(hp["save_folder"])
+    save.mkdir(parents=True, exist_ok=True)
+    encoder.save(save / "label_encoder.txt")
+    hp["checkpointer"].save_checkpoint()
+    return hp
+
+
+@functools.cache
+def recipe_run() -> tuple[Path, dict]:
+    """(output folder, hparams) of a checkpointed tiny recipe model."""
+    out = scratch_dir("eres2net-recipe-")
+    return out, train_side(out)
+
+
+@functools.cache
+def recipe_folder() -> Path:
+    """Model folder exported from :func:`recipe_run` (no trials)."""
+    out, hp = recipe_run()
+    return export_hub(QUICKSTART_YAML, hp["save_folder"], out / "model")
+
+
+def trial_subset(target: Path, per_label: int = 5) -> Path:
+    """A few realspk dev trials of each label, with the shortest files (fast)."""
+    wav = REALSPK / "wav"
+    lines = (REALSPK / "dev_trials.txt").read_text().splitlines()
+
+    def size(line: str) -> int:
+        return sum((wav / p).stat().st_size for p in line.split()[1:])
+
+    chosen = []
+    for label in ("1", "0"):
+        same = [line for line in lines if line.split()[0] == label]
+        chosen += sorted(same, key=size)[:per_label]
+    target.write_text("\n".join(chosen) + "\n")
+    return target
+
+
+def real_wavs(n: int = 4) -> list[Path]:
+    """``n`` short real utterances of different speakers and lengths."""
+    files = sorted((REALSPK / "wav").glob("*/*/*.wav"))
+    if not files:
+        pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
+    short = sorted(files, key=lambda f: f.stat().st_size)[: 20 * n]
+    return sorted(short)[::20][:n]
+
+
+def reference_embeddings(hp: dict, wavs: list[torch.Tensor]) -> torch.Tensor:
+    """Training-time modules on each utterance alone (no padding)."""
+    out = []
+    with torch.no_grad():
+        for wav in wavs:
+            feats = hp["compute_features"](wav.unsqueeze(0))
+            feats = hp["mean_var_norm"](feats, torch.ones(1))
+            out.append(hp["embedding_model"](feats)[0, 0])
+    return torch.stack(out)
+
+
+FRESH_PROCESS = r"""
+import json, socket, sys, torch
+def no_network(*args, **kwargs):
+    raise RuntimeError("network access attempted")
+socket.socket.connect = no_network
+socket.create_connection = no_network
+from speechbrain.inference.speaker import SpeakerRecognition
+from speechbrain.inference.classifiers import EncoderClassifier
+from speechbrain.dataio import audio_io
+folder, savedir, out, *files = sys.argv[1:]
+verifier = SpeakerRecognition.from_hparams(source=folder, savedir=savedir)
+classifier = EncoderClassifier.from_hparams(source=folder, savedir=savedir + "-cls")
+wavs = [audio_io.load(f)[0].squeeze(0) for f in files]
+lengths = torch.tensor([len(w) for w in wavs], dtype=torch.float)
+batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+result = {
+    "padded": verifier.encode_batch(batch, lengths / lengths.max()),
+    "single": torch.stack([verifier.encode_batch(w.unsqueeze(0))[0] for w in wavs]),
+    "classifier_single": torch.stack(
+        [classifier.encode_batch(w.unsqueeze(0))[0] for w in wavs]
+    ),
+    "states": {k: getattr(verifier.mods, k).state_dict() for k in
+               ("embedding_model", "classifier")},
+    "verify": verifier.verify_files(files[0], files[1]),
+    "classify": classifier.classify_file(files[0])[3],
+    "threshold": verifier.hparams.verification_threshold,
+}
+torch.save(result, out)
+"""
+
+
+@pytest.mark.slow
+def test_export_loads_in_fresh_process_with_exact_weights(tmp_path):
+    """SpeechBrain's classes load the folder offline; weights, embeddings match."""
+    _, hp = recipe_run()
+    folder = recipe_folder()
+    files = real_wavs(3)
+    assert len({soundfile.info(f).frames for f in files}) == 3
+    script = tmp_path / "load.py"
+    script.write_text(FRESH_PROCESS)
+    out = tmp_path / "result.pt"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(folder), str(tmp_path / "savedir"), str(out)]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # relative paths must not resolve against the repo
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "network access attempted" not in proc.stderr
+    result = torch.load(out, weights_only=False)
+
+    # Every tensor by name: same keys, bit-identical values.
+    for key in ("embedding_model", "classifier"):
+        expected = hp[key].state_dict()
+        loaded = result["states"][key]
+        assert loaded.keys() == expected.keys(), key
+        for name, value in expected.items():
+            assert torch.equal(loaded[name], value), f"{key}.{name}"
+
+    wavs = [torch.from_numpy(soundfile.read(f, dtype="float32")[0]) for f in files]
+    ref = reference_embeddings(hp, wavs)
+    assert torch.allclose(result["single"][:, 0], ref, atol=1e-5)
+    assert torch.allclose(result["classifier_single"][:, 0], ref, atol=1e-5)
+    # Padded batches through SpeechBrain's encode_batch: Fbank frames near
+    # the end of a short utterance see the padding, so only nearly equal.
+    cos = torch.cosine_similarity(result["padded"][:, 0], ref, dim=-1)
+    assert cos.min() > 0.999, cos
+    score, decision = result["verify"]
+    expected_score = torch.cosine_similarity(ref[0], ref[1], dim=0)
+    assert abs(float(score) - float(expected_score)) < 1e-4
+    assert result["classify"][0].startswith("spk")
+    assert result["threshold"] is None
+    # With a savedir, SpeechBrain links the folder's files: nothing copied wrong.
+    assert (tmp_path / "savedir" / "embedding_model.ckpt").exists()
+
+
+def test_folder_is_relocatable_and_names_our_classes(tmp_path):
+    """No absolute paths: a moved copy loads from its new place."""
+    folder = recipe_folder()
+    text = (folder / "hyperparams.yaml").read_text()
+    assert "!new:speechbrain_eres2net.ERes2Net" in text
+    assert "speechbrain_eres2net.hub.FolderPretrainer" in text
+    assert str(folder.parent) not in text and "/tmp" not in text
+    expected = {
+        "hyperparams.yaml",
+        "embedding_model.ckpt",
+        "classifier.ckpt",
+        "mean_var_norm.ckpt",
+        "label_encoder.txt",
+        "README.md",
+    }
+    assert {p.name for p in folder.iterdir()} == expected
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    model = SpeakerRecognition.from_hparams(source=str(moved))
+    _, hp = recipe_run()
+    loaded = model.mods.embedding_model.state_dict()
+    for name, value in hp["embedding_model"].state_dict().items():
+        assert torch.equal(loaded[name], value), name
+    card = (folder / "README.md").read_text()
+    params = sum(p.numel() for p in hp["embedding_model"].parameters())
+    assert f"{params:,}" in card and "license: apache-2.0" in card
+    assert "SpeakerRecognition.from_hparams" in card
+
+
+def test_pretrainer_joins_bare_names_to_the_source():
+    from speechbrain.utils.fetching import FetchFrom, FetchSource
+
+    pre = FolderPretrainer(
+        loadables={"m": torch.nn.Linear(1, 1)},
+        paths={"m": "m.ckpt", "other": "https://host/x/o.ckpt"},
+    )
+    assert pre._folder_paths("/models/a")["m"] == "/models/a/m.ckpt"
+    assert pre._folder_paths("user/repo")["other"] == "https://host/x/o.ckpt"
+    joined = pre._folder_paths(FetchSource(FetchFrom.HUGGING_FACE, "user/repo"))["m"]
+    assert joined == FetchSource(FetchFrom.HUGGING_FACE, "user/repo/m.ckpt")
+
+
+def test_export_measures_threshold_on_trials(tmp_path, realspk):
+    """--trials: EER/minDCF in the card, the EER threshold in hyperparams."""
+    out, hp = recipe_run()
+    trials = trial_subset(tmp_path / "trials.txt")
+    folder = export_hub(
+        QUICKSTART_YAML,
+        hp["save_folder"],
+        tmp_path / "model",
+        trials=trials,
+        data_root=realspk,
+        training_data="realspk (test fixture)",
+    )
+    from speechbrain_eres2net.inference import SpeakerEmbedder, evaluate_embedder
+
+    embedder = SpeakerEmbedder.from_folder(folder, fast=False)
+    assert embedder.threshold is not None
+    again = evaluate_embedder(embedder, trials, realspk)
+    assert embedder.threshold == pytest.approx(again["eer_threshold"], abs=1e-5)
+    card = (folder / "README.md").read_text()
+    assert "trials.txt" in card and f"{100 * again['eer']:.2f} %" in card
+    assert "realspk (test fixture)" in card
+
+
+def test_latest_checkpoint_is_taken_from_a_save_folder(tmp_path):
+    hp = train_side(tmp_path, seed=1)
+    first = latest_checkpoint(hp["save_folder"])
+    with torch.no_grad():
+        for p in hp["embedding_model"].parameters():
+            p.add_(1.0)
+    hp["checkpointer"].save_checkpoint()
+    second = latest_checkpoint(hp["save_folder"])
+    assert second != first and latest_checkpoint(second) == second
+    folder = export_hub(QUICKSTART_YAML, hp["save_folder"], tmp_path / "model")
+    saved = torch.load(folder / "embedding_model.ckpt", weights_only=True)
+    for name, value in hp["embedding_model"].state_dict().items():
+        assert torch.equal(saved[name], value), name
+
+
+def test_architecture_mismatch_is_an_error_and_leaves_nothing(tmp_path):
+    out, hp = recipe_run()
+    yaml = tmp_path / "wider.yaml"
+    yaml.write_text(
+        QUICKSTART_YAML.read_text().replace("m_channels: 8", "m_channels: 16")
+    )
+    target = tmp_path / "model"
+    with pytest.raises(ValueError, match="does not fit the embedding_model"):
+        export_hub(yaml, hp["save_folder"], target)
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]
+
+
+def test_export_refuses_to_replace_a_non_model_folder(tmp_path):
+    out, hp = recipe_run()
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        export_hub(QUICKSTART_YAML, hp["save_folder"], target)
+    assert (target / "notes.txt").read_text() == "keep me"
+
+
+def test_training_nodes_of_the_base_recipe():
+    """The full-size recipe YAML parses without data paths; nothing is built."""
+    nodes = training_nodes(REPO / "hparams" / "train_eres2net_base.yaml")
+    model = nodes["embedding_model"]
+    assert model.tag.value == "!new:speechbrain_eres2net.ERes2Net"
+    assert dict(model) == {"feat_dim": 80, "embedding_size": 192, "m_channels": 32}
+    assert nodes["mean_var_norm"]["norm_type"] == "sentence"
+    assert nodes["sample_rate"] == 16000
+
+
+def test_push_to_hub_builds_the_upload(monkeypatch):
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("init", token))
+
+        def create_repo(self, **kwargs):
+            calls.append(("create_repo", kwargs))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", kwargs))
+            return "commit-url"
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    folder = recipe_folder()
+    assert (
+        push_to_hub(folder, "me/eres2net-tiny", token="t0k", private=True)
+        == "commit-url"
+    )
+    assert calls[0] == ("init", "t0k")
+    assert calls[1] == (
+        "create_repo",
+        {
+            "repo_id": "me/eres2net-tiny",
+            "repo_type": "model",
+            "private": True,
+            "exist_ok": True,
+        },
+    )
+    name, upload = calls[2]
+    assert name == "upload_folder" and upload["folder_path"] == str(folder)
+    assert upload["repo_id"] == "me/eres2net-tiny" and upload["repo_type"] == "model"
+    with pytest.raises(FileNotFoundError):
+        push_to_hub(folder / "README.md", "me/x")
