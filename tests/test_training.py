@@ -1,0 +1,518 @@
+"""Tests of the training pieces: schedules, loss, data pipeline, YAMLs."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+
+from speechbrain_eres2net import training
+from speechbrain_eres2net.checkpoints import to_3dspeaker
+from speechbrain_eres2net.dataprep import prepare_voxceleb
+from speechbrain_eres2net.eres2net import ERes2Net
+from speechbrain_eres2net.synthetic import make_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+HPARAMS = REPO / "hparams"
+TRAINING_YAMLS = [
+    "train_eres2net_base.yaml",
+    "train_eres2net_large.yaml",
+    "train_ecapa_tdnn.yaml",
+    "finetune_large_margin.yaml",
+    "finetune_own_speakers.yaml",
+    "quickstart.yaml",
+    "quickstart_ecapa.yaml",
+]
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def test_lr_schedule_official_endpoints():
+    sched = training.WarmupCosineLR(0.2, 5e-5, warmup_epochs=5, total_epochs=70)
+    assert sched.value(0) == pytest.approx(5e-5)
+    assert sched.value(2.5) == pytest.approx((0.2 + 5e-5) / 2)
+    assert sched.value(5) == pytest.approx(0.2)
+    # Half-way through the cosine: the mean of the two ends.
+    assert sched.value(37.5) == pytest.approx((0.2 + 5e-5) / 2)
+    assert sched.value(70) == pytest.approx(5e-5)
+    assert sched.value(80) == pytest.approx(5e-5)
+    values = [sched.value(e / 10) for e in range(0, 701)]
+    peak = values.index(max(values))
+    assert peak == 50
+    assert all(a <= b for a, b in zip(values[:peak], values[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(values[peak:], values[peak + 1 :]))
+
+
+def test_margin_schedule_official_values():
+    sched = training.MarginSchedule(0.3, start_epoch=20, end_epoch=50)
+    assert sched.value(0) == 0.0
+    assert sched.value(19.999) == 0.0
+    assert sched.value(20) == pytest.approx(0.0)
+    # m(t) = 0.3 (1 - 10^(-3t)), t = fraction of the ramp
+    for epoch in (23, 30, 40, 49.9):
+        t = (epoch - 20) / 30
+        assert sched.value(epoch) == pytest.approx(0.3 * (1 - 10 ** (-3 * t)))
+    assert sched.value(23) == pytest.approx(0.15, abs=0.002)
+    assert sched.value(30) == pytest.approx(0.27, abs=0.001)
+    assert sched.value(50) == 0.3 and sched.value(70) == 0.3
+    linear = training.MarginSchedule(0.3, 20, 50, curve="linear")
+    assert linear.value(35) == pytest.approx(0.15)
+    with pytest.raises(ValueError, match="curve"):
+        training.MarginSchedule(0.3, 20, 50, curve="cubic")
+
+
+def test_schedules_drive_optimizer_and_loss_and_survive_checkpoint(tmp_path):
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    lr_sched = training.WarmupCosineLR(0.2, 5e-5, 5, 70)
+    assert lr_sched(opt, 1.0) == pytest.approx(opt.param_groups[0]["lr"])
+    loss = training.ArcMarginLoss(scale=32)
+    margin_sched = training.MarginSchedule(0.3, 20, 50)
+    margin_sched(loss, 30.0)
+    assert loss.margin == pytest.approx(0.27, abs=1e-3)
+    ckpt = sb.utils.checkpoints.Checkpointer(
+        tmp_path, {"lr": lr_sched, "margin": margin_sched}
+    )
+    ckpt.save_checkpoint()
+    fresh_lr = training.WarmupCosineLR(0.2, 5e-5, 5, 70)
+    fresh_margin = training.MarginSchedule(0.3, 20, 50)
+    sb.utils.checkpoints.Checkpointer(
+        tmp_path, {"lr": fresh_lr, "margin": fresh_margin}
+    ).recover_if_possible()
+    assert fresh_lr.progress == 1.0 and fresh_lr.current == lr_sched.current
+    assert fresh_margin.current == margin_sched.current
+
+
+def test_bad_schedules_are_rejected():
+    with pytest.raises(ValueError, match="total_epochs"):
+        training.WarmupCosineLR(0.2, 5e-5, warmup_epochs=5, total_epochs=5)
+    with pytest.raises(ValueError, match="end_epoch"):
+        training.MarginSchedule(0.3, start_epoch=5, end_epoch=2)
+
+
+# ---------------------------------------------------------------- loss
+
+
+def test_arc_margin_loss_matches_formula():
+    torch.manual_seed(0)
+    cosines = torch.rand(6, 1, 5) * 2 - 1
+    labels = torch.tensor([0, 1, 2, 3, 4, 0]).unsqueeze(1)
+    loss = training.ArcMarginLoss(scale=32, margin=0.0)
+    plain = F.cross_entropy(32 * cosines.squeeze(1), labels.squeeze(1))
+    assert loss(cosines, labels) == pytest.approx(float(plain), rel=1e-5)
+
+    margin = 0.3
+    loss.set_margin(margin)
+    logits = cosines.squeeze(1).clone()
+    for row, target in enumerate(labels.squeeze(1).tolist()):
+        cos = float(logits[row, target])
+        if cos > math.cos(math.pi - margin):
+            logits[row, target] = math.cos(math.acos(cos) + margin)
+        else:  # past the monotonic range: the official linear fallback
+            logits[row, target] = cos - (1 + math.cos(math.pi - margin))
+    expected = F.cross_entropy(32 * logits, labels.squeeze(1))
+    assert loss(cosines, labels) == pytest.approx(float(expected), rel=1e-5)
+    # A margin makes the task harder: the loss grows.
+    assert float(loss(cosines, labels)) > float(plain)
+    with pytest.raises(ValueError, match="targets"):
+        loss(cosines, labels[:3])
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    paths = make_corpus(
+        root,
+        num_speakers=5,
+        num_trial_speakers=2,
+        utts_per_speaker=3,
+        min_duration=1.5,
+        max_duration=2.5,
+    )
+    save = root / "prep"
+    csvs = prepare_voxceleb(root, save, paths["trials"], split_ratio=(100, 0))
+    return {"root": root, "train_csv": csvs["train"], **paths}
+
+
+def tiny_hparams(corpus, tmp_path, **overrides):
+    base = {
+        "data_folder": str(corpus["root"]),
+        "output_folder": str(tmp_path / "out"),
+        "train_annotation": corpus["train_csv"],
+        "m_channels": 4,
+        "emb_dim": 16,
+        "sentence_len": 1.0,
+        "batch_size": 4,
+        "number_of_epochs": 2,
+    }
+    base.update(overrides)
+    return training.load_hparams(HPARAMS / "quickstart.yaml", base)
+
+
+def test_speed_perturbation_makes_new_speakers(corpus, tmp_path):
+    hparams = tiny_hparams(
+        corpus, tmp_path, speed_perturb=True, feature_cache=False, out_n_neurons=9
+    )
+    train_data, _, encoder = training.build_datasets(hparams, progress=False)
+    num_speakers = len(encoder.lab2ind)
+    assert num_speakers == 3
+    assert training.num_classes(hparams, num_speakers) == 9
+    seen = set()
+    for epoch in range(1, 6):
+        hparams["epoch_clock"].epoch = epoch
+        for index in range(len(train_data)):
+            item = train_data[index]
+            label = int(item["spk_label"])
+            speaker = encoder.lab2ind[train_data.data[item["id"]]["spk_id"]]
+            assert 0 <= label < 3 * num_speakers
+            assert label % num_speakers == speaker
+            seen.add(label // num_speakers)
+            assert item["sig"].shape == (16000,)
+    assert seen == {0, 1, 2}
+    # Speed 1.1 plays faster: fewer samples, as sox speed + rate.
+    wav = torch.randn(16000)
+    assert training.change_speed(wav, 1.1).shape[0] == pytest.approx(16000 / 1.1, abs=1)
+    assert training.change_speed(wav, 0.9).shape[0] == pytest.approx(16000 / 0.9, abs=1)
+    assert training.change_speed(wav, 1.0) is wav
+
+
+def test_fit_classifier_size_reloads_with_speakers_times_speeds(corpus, tmp_path):
+    overrides = {
+        "data_folder": str(corpus["root"]),
+        "output_folder": str(tmp_path / "out"),
+        "train_annotation": corpus["train_csv"],
+        "speed_perturb": True,
+    }
+    hparams = training.load_hparams(HPARAMS / "quickstart.yaml", overrides)
+    sized = training.fit_classifier_size(
+        HPARAMS / "quickstart.yaml", overrides, hparams
+    )
+    assert sized["out_n_neurons"] == 9
+    assert sized["classifier"].weight.shape[0] == 9
+    fixed = training.load_hparams(
+        HPARAMS / "quickstart.yaml",
+        {**overrides, "auto_out_neurons": False, "out_n_neurons": 4},
+    )
+    with pytest.raises(ValueError, match="need 9 classes"):
+        training.fit_classifier_size(HPARAMS / "quickstart.yaml", overrides, fixed)
+
+
+def write_chunk_csv(path, wav, spk, chunks):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ID", "duration", "wav", "start", "stop", "spk_id"])
+        for index, (start, stop) in enumerate(chunks):
+            writer.writerow(
+                [f"u_{index}", (stop - start) / 16000, wav, start, stop, spk]
+            )
+
+
+def test_crop_stays_inside_speechbrain_chunks(tmp_path):
+    """SpeechBrain's prep writes 3 s chunks: crops must come from inside them."""
+    wav = tmp_path / "noise.wav"
+    signal = np.random.default_rng(0).integers(-20000, 20000, 16000 * 6, dtype=np.int16)
+    sf.write(wav, signal, 16000, subtype="PCM_16")
+    csv_path = tmp_path / "chunks.csv"
+    chunks = [(0, 48000), (48000, 96000), (16000, 16000 + 24000)]
+    write_chunk_csv(csv_path, wav, "spkA", chunks)
+    hparams = training.load_hparams(
+        HPARAMS / "quickstart.yaml",
+        {
+            "data_folder": str(tmp_path),
+            "output_folder": str(tmp_path / "out"),
+            "train_annotation": str(csv_path),
+            "feature_cache": False,
+            "sentence_len": 1.0,
+        },
+    )
+    train_data, _, _ = training.build_datasets(hparams, progress=False)
+    full = sf.read(wav, dtype="float32")[0]
+    offsets = {i: set() for i in range(len(chunks))}
+    for epoch in range(1, 8):
+        hparams["epoch_clock"].epoch = epoch
+        for index, (start, stop) in enumerate(chunks):
+            sig = train_data[index]["sig"].numpy()
+            assert sig.shape == (16000,)
+            # Locate the crop in the file (random samples: positions are unique).
+            candidates = np.flatnonzero(full == sig[0])
+            offset = next(
+                c for c in candidates if np.array_equal(full[c : c + 16000], sig)
+            )
+            assert start <= offset and offset + 16000 <= stop
+            offsets[index].add(offset)
+    # Random crops: different epochs crop different places.
+    assert all(len(found) > 1 for found in offsets.values())
+    # Same epoch and seed: the same crop (resumable).
+    hparams["epoch_clock"].epoch = 3
+    assert torch.equal(train_data[0]["sig"], train_data[0]["sig"])
+
+
+def test_short_segments_are_kept_whole(tmp_path):
+    wav = tmp_path / "short.wav"
+    sf.write(wav, np.zeros(8000, dtype=np.int16), 16000, subtype="PCM_16")
+    csv_path = tmp_path / "short.csv"
+    write_chunk_csv(csv_path, wav, "spkA", [(0, 8000)])
+    hparams = training.load_hparams(
+        HPARAMS / "quickstart.yaml",
+        {
+            "data_folder": str(tmp_path),
+            "output_folder": str(tmp_path / "out"),
+            "train_annotation": str(csv_path),
+            "sentence_len": 2.0,
+        },
+    )
+    train_data, _, _ = training.build_datasets(hparams, progress=False)
+    hparams["epoch_clock"].epoch = 1
+    feats = train_data[0]["feats"]
+    assert feats.shape == (51, 80)  # all 0.5 s there is, padded in the batch
+
+
+def test_random_window_bounds():
+    gen = torch.Generator().manual_seed(1)
+    starts = {training.random_window(10, 4, gen) for _ in range(200)}
+    assert starts == set(range(7))
+    assert training.random_window(3, 4, gen) == 0
+
+
+def test_bad_csv_is_named(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ID,path\nx,y\n")
+    with pytest.raises(ValueError, match="bad.csv"):
+        training.read_csv_rows(str(bad))
+
+
+def test_batch_size_is_global_under_ddp(monkeypatch):
+    assert training.per_process_batch_size(256, 4) == 64
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    options = training.dataloader_options(
+        {"batch_size": 256, "dataloader_options": {"batch_size": 256, "shuffle": True}}
+    )
+    assert options == {"batch_size": 128, "shuffle": True}
+
+
+# ---------------------------------------------------------------- YAMLs
+
+
+@pytest.mark.parametrize("name", TRAINING_YAMLS)
+def test_training_yamls_instantiate(name, tmp_path):
+    overrides = {
+        "data_folder": str(tmp_path / "data"),
+        "output_folder": str(tmp_path / "out"),
+        "pretrained_path": str(tmp_path / "pretrained"),
+    }
+    text = (HPARAMS / name).read_text()
+    hparams = training.load_hparams(
+        HPARAMS / name, {k: v for k, v in overrides.items() if k in text}
+    )
+    for key in ("compute_features", "mean_var_norm", "embedding_model", "classifier"):
+        assert hparams["modules"][key] is hparams[key]
+    recoverables = hparams["checkpointer"].recoverables
+    for key in ("embedding_model", "classifier", "normalizer", "counter"):
+        assert key in recoverables
+    assert recoverables["lr_scheduler"] is hparams["lr_scheduler"]
+    assert recoverables["margin_scheduler"] is hparams["margin_scheduler"]
+    assert hparams["sample_rate"] == 16000 and hparams["n_mels"] == 80
+    assert hparams["mean_var_norm"].norm_type == "sentence"
+    assert not hparams["mean_var_norm"].std_norm
+    assert hparams["save_folder"].startswith(str(tmp_path / "out"))
+    assert (
+        hparams["label_encoder_file"] == f"{hparams['save_folder']}/label_encoder.txt"
+    )
+    feats = hparams["compute_features"](torch.zeros(1, 8000))
+    emb = hparams["embedding_model"].eval()(feats, torch.ones(1))
+    assert emb.shape == (1, 1, hparams["emb_dim"])
+    assert isinstance(hparams["compute_cost"], training.ArcMarginLoss)
+
+
+def test_base_yaml_is_the_official_recipe(tmp_path):
+    hparams = training.load_hparams(
+        HPARAMS / "train_eres2net_base.yaml",
+        {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "o")},
+    )
+    assert hparams["sentence_len"] == 3.0
+    assert hparams["speeds"] == [1.0, 0.9, 1.1] and hparams["speed_perturb"]
+    assert hparams["batch_size"] == 256 and hparams["number_of_epochs"] == 70
+    assert hparams["compute_cost"].scale == 32
+    lr, margin = hparams["lr_scheduler"], hparams["margin_scheduler"]
+    assert lr.value(0) == pytest.approx(5e-5) and lr.value(5) == pytest.approx(0.2)
+    assert lr.value(70) == pytest.approx(5e-5)
+    assert margin.value(19.9) == 0 and margin.value(50) == pytest.approx(0.3)
+    opt = hparams["opt_class"]([torch.nn.Parameter(torch.zeros(1))])
+    group = opt.param_groups[0]
+    assert group["momentum"] == 0.9 and group["nesterov"]
+    assert group["weight_decay"] == pytest.approx(1e-4)
+    params = sum(p.numel() for p in hparams["embedding_model"].parameters())
+    assert params == pytest.approx(6.61e6, rel=0.01)
+    large = training.load_hparams(
+        HPARAMS / "train_eres2net_large.yaml",
+        {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "o")},
+    )
+    params = sum(p.numel() for p in large["embedding_model"].parameters())
+    assert params == pytest.approx(22.46e6, rel=0.01)
+
+
+def test_large_margin_yaml_is_the_official_stage(tmp_path):
+    hparams = training.load_hparams(
+        HPARAMS / "finetune_large_margin.yaml",
+        {
+            "data_folder": str(tmp_path),
+            "output_folder": str(tmp_path / "o"),
+            "pretrained_path": str(tmp_path / "p"),
+        },
+    )
+    assert hparams["sentence_len"] == 6.0 and not hparams["speed_perturb"]
+    assert hparams["number_of_epochs"] == 7
+    margin, lr = hparams["margin_scheduler"], hparams["lr_scheduler"]
+    assert margin.value(0) == 0.5 and margin.value(6.5) == 0.5
+    assert lr.value(1) == pytest.approx(1e-4) and lr.value(7) == pytest.approx(2e-5)
+    loadables = hparams["pretrainer"].loadables
+    assert loadables["embedding_model"] is hparams["embedding_model"]
+    assert loadables["classifier"] is hparams["classifier"]
+
+
+def test_pretrained_model_folder_initialises(tmp_path):
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    overrides = {
+        "data_folder": str(tmp_path),
+        "output_folder": str(tmp_path / "o"),
+        "pretrained_path": str(folder),
+        "m_channels": 8,
+        "emb_dim": 32,
+        "out_n_neurons": 6,
+    }
+    source = training.load_hparams(HPARAMS / "finetune_large_margin.yaml", overrides)
+    with torch.no_grad():
+        for p in source["embedding_model"].parameters():
+            p.add_(1.0)
+    torch.save(source["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
+    torch.save(source["classifier"].state_dict(), folder / "classifier.ckpt")
+    target = training.load_hparams(HPARAMS / "finetune_large_margin.yaml", overrides)
+    training.load_pretrained(target)
+    for a, b in zip(
+        source["embedding_model"].state_dict().values(),
+        target["embedding_model"].state_dict().values(),
+    ):
+        assert torch.equal(a, b)
+    assert torch.equal(source["classifier"].weight, target["classifier"].weight)
+
+
+def test_finetune_from_3dspeaker_checkpoint(tmp_path):
+    official = ERes2Net(m_channels=8, embedding_size=32)
+    with torch.no_grad():
+        for p in official.parameters():
+            p.normal_()
+    path = tmp_path / "pretrained_eres2net.ckpt"
+    torch.save(to_3dspeaker(official), path)
+    overrides = {
+        "data_folder": str(tmp_path),
+        "output_folder": str(tmp_path / "o"),
+        "pretrained_3dspeaker": str(path),
+        "front_end": "kaldi",
+        "m_channels": 8,
+        "emb_dim": 32,
+    }
+    hparams = training.load_hparams(HPARAMS / "finetune_own_speakers.yaml", overrides)
+    training.load_pretrained(hparams)
+    model = hparams["embedding_model"].eval()
+    x = torch.randn(1, 120, 80)
+    assert torch.allclose(model(x), official.eval()(x), atol=1e-5)
+    assert type(hparams["compute_features"]).__name__ == "KaldiFbank"
+    wrong = training.load_hparams(
+        HPARAMS / "finetune_own_speakers.yaml",
+        {**overrides, "front_end": "speechbrain"},
+    )
+    with pytest.raises(ValueError, match="front_end: kaldi"):
+        training.load_pretrained(wrong)
+    mismatched = training.load_hparams(
+        HPARAMS / "finetune_own_speakers.yaml", {**overrides, "m_channels": 16}
+    )
+    with pytest.raises(ValueError, match="m_channels"):
+        training.load_pretrained(mismatched)
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def test_env_corruption_from_local_folders(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "musan" / "noise" / "free-sound"
+    rirs = tmp_path / "rirs"
+    noise.mkdir(parents=True)
+    rirs.mkdir()
+    for i in range(2):
+        sf.write(noise / f"n{i}.wav", rng.normal(size=16000) * 0.1, 16000)
+        rir = np.zeros(800)
+        rir[0], rir[400] = 1.0, 0.5
+        sf.write(rirs / f"r{i}.wav", rir, 16000)
+    corrupt = training.EnvCorruption(
+        str(noise), str(rirs), csv_folder=str(tmp_path / "csv"), prob=1.0
+    )
+    assert (tmp_path / "csv" / "noise.csv").read_text().count("\n") == 3
+    wavs = torch.sin(torch.linspace(0, 300, 16000)).repeat(4, 1) * 0.5
+    out = corrupt(wavs, torch.ones(4))
+    assert out.shape == wavs.shape
+    assert not torch.allclose(out, wavs)
+    assert torch.allclose(out.abs().amax(dim=1), torch.ones(4), atol=1e-5)
+    with caplog.at_level(logging.INFO, logger="speechbrain_eres2net.training"):
+        off = training.EnvCorruption(None, None)
+    assert "augmentation is OFF" in caplog.text
+    assert torch.equal(off(wavs, torch.ones(4)), wavs)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        training.EnvCorruption(str(tmp_path / "nowhere"), None)
+
+
+# ---------------------------------------------------------------- training loop
+
+
+def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
+    hparams = tiny_hparams(corpus, tmp_path, out_n_neurons=3, number_of_epochs=3)
+    before = [p.detach().clone() for p in hparams["embedding_model"].parameters()]
+    seen = []
+
+    class Recording(training.SpeakerBrain):
+        def on_fit_batch_start(self, batch, should_step):
+            super().on_fit_batch_start(batch, should_step)
+            seen.append(
+                (
+                    self.hparams.lr_scheduler.progress,
+                    self.optimizer.param_groups[0]["lr"],
+                )
+            )
+
+    train_data, _, _ = training.build_datasets(hparams, progress=False)
+    brain = Recording(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts={"noprogressbar": True},
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train_data,
+        train_loader_kwargs=training.dataloader_options(hparams),
+    )
+    steps = len(train_data) // 4
+    assert brain.steps_per_epoch == steps
+    progress = [p for p, _ in seen]
+    assert progress == pytest.approx([i / steps for i in range(3 * steps)])
+    assert [lr for _, lr in seen] == pytest.approx(
+        [hparams["lr_scheduler"].value(p) for p in progress]
+    )
+    after = list(hparams["embedding_model"].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert (Path(hparams["save_folder"]) / "label_encoder.txt").is_file()
+    assert "epoch: 3" in Path(hparams["train_log"]).read_text()
