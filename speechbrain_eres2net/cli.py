@@ -335,19 +335,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_overrides(items: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings -> dict, values parsed as YAML scalars."""
-    from ruamel.yaml import YAML
-
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--override expects KEY=VALUE, got {item!r}")
-        overrides[key] = YAML(typ="safe").load(value) if value else ""
-    return overrides
-
-
 def _publish(args: argparse.Namespace, folder: Path) -> int:
     print(f"model folder written to {folder}", file=sys.stderr)
     if args.push_to_hub:
@@ -372,13 +359,14 @@ def _card_options(args: argparse.Namespace) -> dict:
 def cmd_export_hub(args: argparse.Namespace) -> int:
     """``eres2net export-hub``: recipe checkpoint -> model folder."""
     from .hub import export_hub
+    from .quickstart import parse_overrides
 
     folder = export_hub(
         args.hparams,
         args.checkpoint,
         args.out,
         label_encoder=args.label_encoder,
-        overrides=_parse_overrides(args.override),
+        overrides=parse_overrides(args.override),
         **_card_options(args),
     )
     return _publish(args, folder)

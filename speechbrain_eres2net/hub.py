@@ -489,7 +489,8 @@ pip install speechbrain-eres2net
 from speechbrain.inference.speaker import SpeakerRecognition
 
 verifier = SpeakerRecognition.from_hparams(source="<this folder or user/repo>")
-score, same = verifier.verify_files("a.wav", "b.wav")
+score, _ = verifier.verify_files("a.wav", "b.wav")  # its decision uses 0.25
+same = score > verifier.hparams.verification_threshold  # this model's threshold
 embeddings = verifier.encode_batch(wavs, wav_lens)  # (batch, 1, dim)
 ```
 

@@ -316,3 +316,13 @@ def test_quickstart_passes_its_arguments_through(monkeypatch):
     monkeypatch.setitem(sys.modules, "speechbrain_eres2net.quickstart", fake)
     assert main(["quickstart", "--epochs", "2", "--help"]) == 3
     assert seen == [["--epochs", "2", "--help"]]
+
+
+def test_quickstart_command_reaches_the_quickstart_parser():
+    proc = subprocess.run(
+        [sys.executable, "-m", "speechbrain_eres2net.cli", "quickstart", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout and "Traceback" not in proc.stderr
