@@ -1,0 +1,104 @@
+"""Smoke run of the benchmark entry point at tiny sizes (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = {
+    "section",
+    "name",
+    "ours",
+    "reference",
+    "unit",
+    "ratio",
+    "target",
+    "higher_is_better",
+    "absolute",
+    "note",
+    "passed",
+}
+
+
+@pytest.mark.slow
+def test_quick_run_prints_table_and_writes_json(tmp_path):
+    out = tmp_path / "results.json"
+    env = dict(os.environ, ERES2NET_BENCH_CACHE=str(tmp_path / "cache"))
+    sections = "inference,throughput,long,training,evaluation,dataprep"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            sections,
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    header = process.stdout.splitlines()[0].split()
+    assert header == [
+        "section",
+        "name",
+        "ours",
+        "reference",
+        "unit",
+        "ratio",
+        "target",
+        "pass",
+    ]
+
+    payload = json.loads(out.read_text())
+    assert payload["command"].startswith("python -m benchmarks")
+    assert payload["machine"]["cores"] >= 1
+    rows = payload["rows"]
+    assert {row["section"] for row in rows} >= {
+        "inference",
+        "long audio",
+        "training",
+        "evaluation",
+        "dataprep",
+        "throughput",
+    }
+    for row in rows:
+        assert set(row) == COLUMNS
+        assert row["name"] != "section failed", row["note"]
+        if row["ours"] is not None and row["reference"] is not None and row["ratio"]:
+            assert row["ratio"] > 0
+        if row["target"] is not None and (row["ratio"] is not None or row["absolute"]):
+            assert isinstance(row["passed"], bool)
+        # Every printed row is in the table, under its section.
+        assert any(
+            line.startswith(row["section"]) and row["name"] in line
+            for line in process.stdout.splitlines()
+        )
+    names = [row["name"] for row in rows]
+    assert any("fast path" in n for n in names)
+    assert any("peak RSS" in n for n in names)
+    evaluation = [r for r in rows if r["section"] == "evaluation"]
+    assert all(r["ours"] > 0 for r in evaluation)
+
+
+def test_unknown_section_is_a_clear_error():
+    process = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "nonsense"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 2
+    assert "unknown section" in process.stderr
