@@ -24,6 +24,7 @@ setup(
         "torch",
         "torchaudio",
         "hyperpyyaml",
+        "ruamel.yaml",
         "soundfile",
         "numpy",
         "tqdm",

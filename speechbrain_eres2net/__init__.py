@@ -7,6 +7,7 @@ in a SpeechBrain YAML file.
 from .eres2net import ERes2Net, ERes2NetBlock
 from .features import KaldiFbank
 from .fusion import AFF, ConcatFusion, SumFusion, make_fusion
+from .inference import SpeakerEmbedder
 from .pooling import TemporalStatsPool
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "ERes2Net",
     "ERes2NetBlock",
     "KaldiFbank",
+    "SpeakerEmbedder",
     "SumFusion",
     "TemporalStatsPool",
     "make_fusion",

@@ -140,16 +140,17 @@ def infer_config(state_dict: StateDict) -> dict[str, object]:
         if not blocks:
             raise ValueError(f"not an ERes2Net state_dict: no blocks in layer{stage}")
         num_blocks.append(max(blocks) + 1)
-    width = need("layer1.0.convs.0.weight").shape[0]
+    # The widest stage (planes = 8m) pins base_width down best, since
+    # width = floor(planes * base_width / 64) loses the remainder.
+    planes = 8 * m_channels
+    width = need("layer4.0.convs.0.weight").shape[0]
     scale = len(
         {k for k in state_dict if re.match(r"^layer1\.0\.convs\.\d+\.weight$", k)}
     )
     expansion = need("layer1.0.conv3.weight").shape[0] // m_channels
-    base_width = width * 64 // m_channels
-    # floor(planes * base_width / 64) loses information: take the smallest
-    # base width that reproduces the stored group width.
-    while base_width > 1 and m_channels * (base_width - 1) // 64 == width:
-        base_width -= 1
+    base_width = width * 64 // planes
+    while planes * base_width // 64 < width:
+        base_width += 1
     lff_stages = [
         s
         for s in range(1, 5)

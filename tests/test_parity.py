@@ -135,3 +135,19 @@ def test_bad_checkpoints_name_the_offending_tensor(tmp_path):
     (tmp_path / "junk.ckpt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="junk.ckpt"):
         load_3dspeaker(str(tmp_path / "junk.ckpt"))
+
+
+@pytest.mark.parametrize("base_width", [24, 26, 32])
+@pytest.mark.parametrize("m_channels", [8, 16])
+def test_small_variants_round_trip_through_official_keys(m_channels, base_width):
+    model = ERes2Net(
+        m_channels=m_channels,
+        base_width=base_width,
+        num_blocks=[1, 1, 1, 1],
+        global_fusion="last",
+    ).eval()
+    again = load_3dspeaker(to_3dspeaker(model))
+    assert again.global_fusion == "last"
+    x = torch.randn(1, 30, 80)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
