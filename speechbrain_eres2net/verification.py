@@ -35,6 +35,7 @@ from .dataprep import (
     missing_trial_files_error,
     preview,
     read_trials,
+    read_trials_indexed,
     write_text_atomic,
 )
 from .inference import SpeakerEmbedder
@@ -268,20 +269,18 @@ def speaker_cohort(
     return _unit_rows(sums).astype(np.float32)
 
 
-def _trial_matrix(
-    embeddings: Mapping[str, np.ndarray], enrol: Sequence[str], test: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit embeddings of the distinct trial utterances and each side's index."""
-    ids, inverse = np.unique(np.asarray(list(enrol) + list(test)), return_inverse=True)
-    missing = [i for i in ids if i not in embeddings]
+def _unit_embeddings(
+    embeddings: Mapping[str, np.ndarray], names: Sequence[str]
+) -> np.ndarray:
+    """(len(names), emb) length-normalised embeddings; clear error if absent."""
+    missing = [n for n in names if n not in embeddings]
     if missing:
         raise KeyError(
             f"no embedding for {len(missing)} trial utterance(s): {preview(missing)}"
         )
-    unit = _unit_rows(
-        np.stack([np.asarray(embeddings[i], dtype=np.float32) for i in ids])
+    return _unit_rows(
+        np.stack([np.asarray(embeddings[n], dtype=np.float32) for n in names])
     )
-    return unit, inverse[: len(enrol)], inverse[len(enrol) :]
 
 
 def _rowwise_dot(unit: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -303,7 +302,10 @@ def score_trials(
     >>> score_trials(e, ["a", "a"], ["b", "c"]).round(4).tolist()
     [0.7071, 0.0]
     """
-    unit, left, right = _trial_matrix(embeddings, enrol, test)
+    index = {name: i for i, name in enumerate(dict.fromkeys([*enrol, *test]))}
+    unit = _unit_embeddings(embeddings, list(index))
+    left = np.array([index[n] for n in enrol], dtype=np.int64)
+    right = np.array([index[n] for n in test], dtype=np.int64)
     return _rowwise_dot(unit, left, right)
 
 
@@ -376,8 +378,8 @@ def evaluate_trials(
     >>> r["eer"], r["n_trials"], sorted(p.name for p in (d / "out").iterdir())
     (0.0, 4, ['results.json', 'scores.txt'])
     """
-    labels, enrol, test = read_trials(trials_file)
-    unit, left, right = _trial_matrix(embeddings, enrol, test)
+    labels, names, left, right = read_trials_indexed(trials_file)
+    unit = _unit_embeddings(embeddings, names)
     scores = _rowwise_dot(unit, left, right)
     results = verification_metrics(scores, labels)
     results["trials_file"] = str(trials_file)
@@ -391,7 +393,7 @@ def evaluate_trials(
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_scores(out / "scores.txt", enrol, test, labels, columns)
+    _write_scores(out / "scores.txt", names, left, right, labels, columns)
     write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     if plots:
         from .plots import plot_det, plot_histogram
@@ -413,15 +415,24 @@ def evaluate_trials(
 
 def _write_scores(
     path: Path,
-    enrol: Sequence[str],
-    test: Sequence[str],
+    names: Sequence[str],
+    left: np.ndarray,
+    right: np.ndarray,
     labels: np.ndarray,
     columns: Sequence[np.ndarray],
 ) -> None:
+    """``enrol test label score...`` lines, formatted a block at a time."""
+    line = "{} {} {}" + " {:.6f}" * len(columns) + "\n"
     with atomic_open(path, "w", encoding="utf-8") as f:
-        for i, (e, t, lab) in enumerate(zip(enrol, test, labels)):
-            values = " ".join(f"{c[i]:.6f}" for c in columns)
-            f.write(f"{e} {t} {lab} {values}\n")
+        for start in range(0, len(labels), _SCORE_CHUNK):
+            part = slice(start, start + _SCORE_CHUNK)
+            fields = [
+                map(names.__getitem__, left[part].tolist()),
+                map(names.__getitem__, right[part].tolist()),
+                labels[part].tolist(),
+                *(c[part].tolist() for c in columns),
+            ]
+            f.write("".join(map(line.format, *fields)))
 
 
 def trial_utterances(trials_file: PathLike, data_folder: PathLike) -> dict[str, Path]:
