@@ -436,3 +436,35 @@ def test_convert_with_real_ffmpeg(tmp_path):
     info = sf.info(tmp_path / "wav" / "id1" / "v1" / "0.wav")
     assert (info.samplerate, info.channels) == (16000, 1)
     assert info.frames == pytest.approx(16000, abs=1600)
+
+
+def test_read_trials_large_list_in_blocks(tmp_path):
+    # ~7 MB: read in several blocks; names shared, indices consistent.
+    rng = np.random.default_rng(0)
+    names = [f"id{i:05d}/vid{i % 7}/{i:05d}.wav" for i in range(3000)]
+    n = 200_000
+    e, t, lab = (
+        rng.integers(0, 3000, n),
+        rng.integers(0, 3000, n),
+        rng.integers(0, 2, n),
+    )
+    lines = [f"{lab[i]} {names[e[i]]} {names[t[i]]}" for i in range(n)]
+    lines[150_000] = lines[150_000].replace(" id", " ./id", 1)  # in a later block
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(lines) + "\n")
+    labels, enrol, test = read_trials(path)
+    assert labels.tolist() == lab.tolist()
+    assert enrol == [names[i] for i in e] and test == [names[i] for i in t]
+    assert len({id(s) for s in enrol + test}) == len(set(enrol + test))
+    labels, unique, left, right = dataprep.read_trials_indexed(path)
+    assert [unique[i] for i in left[:50]] == enrol[:50]
+    assert sorted(unique) == sorted(set(enrol + test))
+
+    lines[180_000] = "x y"  # a bad line far into the file: exact line number
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}:180001: expected")):
+        read_trials(path)
+    lines[180_000] = f"{names[0]} {names[1]} target"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="mixes"):
+        read_trials(path)
