@@ -529,8 +529,7 @@ def prepare_voxceleb(
     trial_files: list[str] = []
     trial_speakers: set[str] = set()
     if trials_path is not None:
-        _, enrol, test = read_trials(trials_path)
-        trial_files = sorted(set(enrol) | set(test))
+        trial_files = sorted(read_trials_indexed(trials_path)[1])
         missing = [p for p in trial_files if p not in located]
         if missing:
             raise missing_trial_files_error(missing, trials_path, roots)

@@ -449,9 +449,9 @@ def trial_utterances(trials_file: PathLike, data_folder: PathLike) -> dict[str, 
     >>> sorted(trial_utterances(d / "t.txt", d))
     ['s/x/1.wav', 's/x/2.wav']
     """
-    _, enrol, test = read_trials(trials_file)
+    names = read_trials_indexed(trials_file)[1]
     root = find_wav_root(data_folder)
-    utterances = {u: root / u for u in sorted(set(enrol) | set(test))}
+    utterances = {u: root / u for u in sorted(names)}
     missing = [u for u, p in utterances.items() if not p.is_file()]
     if missing:
         raise missing_trial_files_error(missing, trials_file, [root])
