@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=None, help="model sizes: base,large")
     parser.add_argument("--seconds", default=None, help="input durations, e.g. 3,10,30")
     parser.add_argument(
+        "--large-seconds", default=None, help="durations for the large model (10)"
+    )
+    parser.add_argument(
         "--repeats", type=int, default=None, help="timed runs per point"
     )
     parser.add_argument("--train-batch", type=int, default=None)
@@ -86,6 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "threads": "1" if quick else "1,2",
         "sizes": "base" if quick else "base,large",
         "seconds": "1" if quick else "3,10,30",
+        "large_seconds": "1" if quick else "10",
         "repeats": 1 if quick else 5,
         "train_batch": 2 if quick else 32,
         "train_frames": 100 if quick else 298,
@@ -121,9 +125,11 @@ def run_section(name: str, args: argparse.Namespace) -> list:
     if name == "inference":
         from .inference import bench_latency
 
-        return bench_latency(
-            args.sizes.split(","), _floats(args.seconds), threads, args.repeats
-        )
+        rows = []
+        for size in args.sizes.split(","):
+            seconds = args.large_seconds if size == "large" else args.seconds
+            rows += bench_latency([size], _floats(seconds), threads, args.repeats)
+        return rows
     if name == "variants":
         from .inference import bench_variants
 

@@ -2,7 +2,8 @@
 
 Usage: ``python -m benchmarks.worker module:function '<json kwargs>'``. The
 last stdout line is the function's dict plus ``base_rss_mb`` (peak RSS
-before the call) and ``peak_rss_mb`` (peak RSS after it). Both are the
+before the call, with torch and the package imported) and ``peak_rss_mb``
+(peak RSS after it). Both are the
 process's ``VmHWM`` from ``/proc/self/status``: ``getrusage``'s
 ``ru_maxrss`` is useless here because Linux carries the forking parent's
 peak across ``execve`` into the child.
@@ -33,6 +34,8 @@ def peak_rss_mb() -> float:
 def main(argv: list[str]) -> int:
     """Imports ``module:function``, calls it with the JSON kwargs, prints."""
     target, kwargs = argv[0], json.loads(argv[1])
+    # Imported before the baseline so that peak - base is the work itself.
+    importlib.import_module("speechbrain_eres2net")
     module_name, function_name = target.split(":")
     function = getattr(importlib.import_module(module_name), function_name)
     base = peak_rss_mb()
