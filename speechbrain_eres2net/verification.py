@@ -49,9 +49,13 @@ __all__ = [
     "embed_csv",
     "embed_utterances",
     "evaluate_trials",
+    "load_checkpoint",
+    "load_training_hparams",
     "read_trials",
+    "run_verification",
     "score_trials",
     "speaker_cohort",
+    "trial_utterances",
 ]
 
 # Rows per block when scoring: bounds memory at ~100k x emb_dim floats.
