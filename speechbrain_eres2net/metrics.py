@@ -199,10 +199,8 @@ def compute_min_dcf(
 
     Arguments
     ---------
-    scores : array-like
-        (n,) trial scores.
-    labels : array-like
-        (n,) 1 for target, 0 for non-target trials.
+    scores, labels : array-like
+        As in :func:`compute_eer`.
     p_target : float
         Prior probability of a target trial.
     c_miss : float
