@@ -319,6 +319,15 @@ def test_recipe_with_training_yaml_any_model(tmp_path, realspk, realspk_files):
     trials = tmp_path / "trials.txt"
     write_trials(trials, [(keys[0], keys[1]), (keys[2], keys[3])])
     save = tmp_path / "save"
+    # An AS-norm cohort CSV: the other realspk files, one speaker each.
+    cohort_rows = [
+        f"c{i},1.0,{realspk_files[k]},0,1,{k.split('/')[0]}"
+        for i, k in enumerate(sorted(realspk_files)[4:])
+    ]
+    cohort_csv = tmp_path / "cohort.csv"
+    cohort_csv.write_text(
+        "ID,duration,wav,start,stop,spk_id\n" + "\n".join(cohort_rows)
+    )
     code = load_recipe().main(
         [
             str(REPO / "hparams" / "verification.yaml"),
@@ -326,6 +335,8 @@ def test_recipe_with_training_yaml_any_model(tmp_path, realspk, realspk_files):
             f"--verification_file={trials}",
             f"--train_hparams={train_yaml}",
             f"--train_overrides={{save_folder: {save}}}",
+            f"--cohort_csv={cohort_csv}",
+            "--top_k=1",
             f"--output_folder={tmp_path / 'out'}",
             "--plots=False",
             "--noprogressbar",
@@ -339,7 +350,10 @@ def test_recipe_with_training_yaml_any_model(tmp_path, realspk, realspk_files):
         trained["embedding_model"],
         {k: realspk_files[k] for k in keys},
     )
-    score = float((tmp_path / "out" / "scores.txt").read_text().split()[3])
+    fields = (tmp_path / "out" / "scores.txt").read_text().split("\n")[0].split()
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(fields) == 5 and results["asnorm"]["cohort_size"] == 2
+    score = float(fields[3])
     # The same batch as the recipe's: ECAPA-TDNN's convolutions see the zero
     # padding of shorter utterances, so its embeddings depend on the batch.
     assert score == pytest.approx(
