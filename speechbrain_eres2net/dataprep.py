@@ -99,7 +99,16 @@ def write_text_atomic(path: PathLike, text: str) -> None:
 
 
 def write_csv_atomic(path: PathLike, rows: Sequence[Sequence[object]]) -> None:
-    """Writes a SpeechBrain CSV (header :data:`CSV_COLUMNS`) atomically."""
+    """Writes a SpeechBrain CSV (header :data:`CSV_COLUMNS`) atomically.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "train.csv"
+    >>> write_csv_atomic(target, [["s--v--u", 1.0, "/d/s/v/u.wav", 0, 16000, "s"]])
+    >>> target.read_text().splitlines()[1]
+    's--v--u,1.0,/d/s/v/u.wav,0,16000,s'
+    """
     with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
@@ -418,7 +427,13 @@ def preview(items: Sequence[object], limit: int = 5) -> str:
 def missing_trial_files_error(
     missing: Sequence[str], trials: PathLike, roots: Sequence[Path]
 ) -> FileNotFoundError:
-    """The error for trial-list utterances absent from every data folder."""
+    """The error for trial-list utterances absent from every data folder.
+
+    Example
+    -------
+    >>> print(missing_trial_files_error(["a/1.wav"], "t.txt", [Path("/d/wav")]))
+    trial list t.txt names 1 file(s) not found under /d/wav: a/1.wav
+    """
     where = ", ".join(str(r) for r in roots)
     return FileNotFoundError(
         f"trial list {trials} names {len(missing)} file(s) not found "

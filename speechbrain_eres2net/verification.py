@@ -180,6 +180,19 @@ def embed_csv(
         Audio path -> embedding.
     speakers : dict
         Audio path -> speaker ID.
+
+    Example
+    -------
+    >>> import tempfile, soundfile
+    >>> from speechbrain_eres2net import ERes2Net, KaldiFbank
+    >>> d = Path(tempfile.mkdtemp())
+    >>> soundfile.write(d / "a.wav", np.random.default_rng(0).normal(size=4000), 16000)
+    >>> _ = (d / "t.csv").write_text(f"ID,duration,wav,start,stop,spk_id\\n"
+    ...                              f"a,0.25,{d / 'a.wav'},0,4000,s1\\n")
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1], embedding_size=16)
+    >>> embs, spk = embed_csv(KaldiFbank(), None, model, d / "t.csv")
+    >>> list(spk.values()), next(iter(embs.values())).shape
+    (['s1'], (16,))
     """
     speakers = read_csv_speakers(csv_path)
     if max_per_speaker is not None:
@@ -477,6 +490,19 @@ def load_checkpoint(
     -------
     Path
         The checkpoint folder that was loaded.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> from speechbrain_eres2net import ERes2Net
+    >>> folder = tempfile.mkdtemp()
+    >>> trained = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1])
+    >>> _ = Checkpointer(folder, {"embedding_model": trained}).save_checkpoint()
+    >>> fresh = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1])
+    >>> _ = load_checkpoint(folder, fresh)
+    >>> bool(torch.equal(fresh.stem[0].weight, trained.stem[0].weight))
+    True
     """
     from speechbrain.utils.checkpoints import Checkpointer
 
@@ -539,6 +565,14 @@ def load_training_hparams(
 
     Lets any model trained by the recipe (ERes2Net, ECAPA-TDNN, ...) be
     evaluated with exactly its training definitions.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "train.yaml"
+    >>> _ = path.write_text("data_folder: !PLACEHOLDER\\nn_mels: 80\\n")
+    >>> load_training_hparams(path, "/data", {"n_mels": 40})["n_mels"]
+    40
     """
     from hyperpyyaml import load_hyperpyyaml
 
