@@ -156,7 +156,7 @@ def _write_wav(path: Path, wav: np.ndarray, sample_rate: int) -> None:
 
 def make_corpus(
     folder: PathLike,
-    num_speakers: int = 40,
+    num_speakers: int = 60,
     num_trial_speakers: int = 12,
     utts_per_speaker: int = 8,
     sessions: int = 2,

@@ -783,6 +783,48 @@ class EnvCorruption(nn.Module):
 # Brain
 
 
+@register_checkpoint_hooks
+class AccuracyCounter:
+    """Running classification accuracy of a stage, kept across a resume.
+
+    Example
+    -------
+    >>> acc = AccuracyCounter()
+    >>> acc.update(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 0]))
+    >>> acc.value
+    0.5
+    """
+
+    def __init__(self) -> None:
+        self.correct = self.total = 0
+
+    def reset(self) -> None:
+        """Starts a new stage."""
+        self.correct = self.total = 0
+
+    def update(self, scores: torch.Tensor, labels: torch.Tensor) -> None:
+        """Counts the top-1 hits of (batch, [1,] classes) scores."""
+        labels = labels.reshape(-1)
+        hits = scores.reshape(labels.shape[0], -1).argmax(-1) == labels
+        self.correct += int(hits.sum())
+        self.total += int(labels.shape[0])
+
+    @property
+    def value(self) -> float:
+        """Accuracy so far (0 before any update)."""
+        return self.correct / max(1, self.total)
+
+    @mark_as_saver
+    def _save(self, path: str) -> None:
+        torch.save({"correct": self.correct, "total": self.total}, path)
+
+    @mark_as_loader
+    def _recover(self, path: str, end_of_epoch: bool = False) -> None:
+        del end_of_epoch
+        state = torch.load(path)
+        self.correct, self.total = state["correct"], state["total"]
+
+
 class SpeakerBrain(sb.core.Brain):
     """Speaker-embedding training: features, embedding model, AAM classifier.
 
@@ -795,6 +837,13 @@ class SpeakerBrain(sb.core.Brain):
     """
 
     steps_per_epoch = 1
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Mid-epoch checkpoints keep the running accuracy of the epoch.
+        self.accuracy = AccuracyCounter()
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("train_accuracy", self.accuracy)
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kwargs):
         """Also records the number of steps per epoch for the schedules."""
@@ -826,9 +875,7 @@ class SpeakerBrain(sb.core.Brain):
         """AAM loss; also tracks classification accuracy."""
         labels, _ = batch.spk_label
         loss = self.hparams.compute_cost(predictions, labels)
-        hits = predictions.reshape(labels.shape[0], -1).argmax(-1) == labels.reshape(-1)
-        self.correct += int(hits.sum())
-        self.total += int(labels.shape[0])
+        self.accuracy.update(predictions.detach(), labels)
         return loss
 
     def on_fit_batch_start(self, batch, should_step):
@@ -839,14 +886,16 @@ class SpeakerBrain(sb.core.Brain):
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the accuracy counters; tells the data pipeline the epoch."""
-        self.correct = self.total = 0
+        # self.step > 0: resuming inside this epoch, the counter was restored.
+        if stage != sb.Stage.TRAIN or self.step == 0:
+            self.accuracy.reset()
         if stage == sb.Stage.TRAIN:
             self.current_epoch = epoch
             self.hparams.epoch_clock.epoch = epoch
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the epoch; saves a checkpoint after the last stage of it."""
-        stats = {"loss": stage_loss, "accuracy": self.correct / max(1, self.total)}
+        stats = {"loss": stage_loss, "accuracy": self.accuracy.value}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             if getattr(self, "has_valid", False):
@@ -1028,15 +1077,17 @@ def load_pretrained(hparams: dict) -> None:
     logger.info("Initialised from %s", hparams["pretrained_path"])
 
 
-def train(hparams: dict, run_opts: Optional[dict] = None, progress: bool = True):
+def train(hparams: dict, run_opts: Optional[dict] = None):
     """Builds the datasets and the :class:`SpeakerBrain`, and trains.
 
-    Returns the brain (its modules hold the trained model).
+    ``run_opts`` are SpeechBrain's (``--device``, ``--precision``,
+    ``--noprogressbar``, ...). Returns the brain (its modules hold the
+    trained model).
     """
+    run_opts = dict(run_opts or {})
+    progress = not run_opts.get("noprogressbar", False)
     train_data, valid_data, _ = build_datasets(hparams, progress=progress)
     load_pretrained(hparams)
-    run_opts = dict(run_opts or {})
-    run_opts.setdefault("noprogressbar", not progress)
     brain = SpeakerBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
