@@ -55,13 +55,34 @@ AUDIO_EXTENSIONS = (".wav", ".flac")
 
 
 @register_checkpoint_hooks
-class ProgressSchedule:
+class Recoverable:
+    """Saves and restores the attributes named in ``state_keys``.
+
+    Subclasses become SpeechBrain checkpoint recoverables.
+    """
+
+    state_keys: tuple[str, ...] = ()
+
+    @mark_as_saver
+    def _save(self, path: str) -> None:
+        torch.save({key: getattr(self, key) for key in self.state_keys}, path)
+
+    @mark_as_loader
+    def _recover(self, path: str, end_of_epoch: bool = False) -> None:
+        del end_of_epoch
+        for key, value in torch.load(path).items():
+            setattr(self, key, value)
+
+
+class ProgressSchedule(Recoverable):
     """A value that is a function of training progress in (fractional) epochs.
 
     Subclasses define :meth:`value`. Calling the schedule records the
     progress and value, which the checkpointer saves, so a restored run can
     report where it stopped.
     """
+
+    state_keys = ("progress", "current")
 
     def __init__(self) -> None:
         self.progress = 0.0
@@ -76,17 +97,6 @@ class ProgressSchedule:
         self.progress = float(progress)
         self.current = self.value(self.progress)
         return self.current
-
-    @mark_as_saver
-    def _save(self, path: str) -> None:
-        torch.save({"progress": self.progress, "current": self.current}, path)
-
-    @mark_as_loader
-    def _recover(self, path: str, end_of_epoch: bool = False) -> None:
-        del end_of_epoch
-        state = torch.load(path)
-        self.progress = state["progress"]
-        self.current = state["current"]
 
 
 class WarmupCosineLR(ProgressSchedule):
@@ -783,8 +793,7 @@ class EnvCorruption(nn.Module):
 # Brain
 
 
-@register_checkpoint_hooks
-class AccuracyCounter:
+class AccuracyCounter(Recoverable):
     """Running classification accuracy of a stage, kept across a resume.
 
     Example
@@ -794,6 +803,8 @@ class AccuracyCounter:
     >>> acc.value
     0.5
     """
+
+    state_keys = ("correct", "total")
 
     def __init__(self) -> None:
         self.correct = self.total = 0
@@ -813,16 +824,6 @@ class AccuracyCounter:
     def value(self) -> float:
         """Accuracy so far (0 before any update)."""
         return self.correct / max(1, self.total)
-
-    @mark_as_saver
-    def _save(self, path: str) -> None:
-        torch.save({"correct": self.correct, "total": self.total}, path)
-
-    @mark_as_loader
-    def _recover(self, path: str, end_of_epoch: bool = False) -> None:
-        del end_of_epoch
-        state = torch.load(path)
-        self.correct, self.total = state["correct"], state["total"]
 
 
 class SpeakerBrain(sb.core.Brain):

@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_eres2net.synthetic import make_corpus
-
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "recipes" / "VoxCeleb" / "ERes2Net" / "train_speaker_embeddings.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_resume import REPO, tiny_corpus, tiny_run_args  # noqa: E402
 
 # Runs the recipe script in this process, then saves what this rank holds.
 RANK_DRIVER = """
@@ -41,14 +39,7 @@ torch.save(
 
 @pytest.mark.slow
 def test_two_gloo_processes_finish_an_epoch_with_equal_weights(tmp_path):
-    corpus = make_corpus(
-        tmp_path / "corpus",
-        num_speakers=6,
-        num_trial_speakers=2,
-        utts_per_speaker=4,
-        min_duration=1.2,
-        max_duration=2.0,
-    )
+    corpus = tiny_corpus(tmp_path / "corpus")
     driver = tmp_path / "rank_driver.py"
     driver.write_text(RANK_DRIVER)
     output = tmp_path / "out"
@@ -60,20 +51,15 @@ def test_two_gloo_processes_finish_an_epoch_with_equal_weights(tmp_path):
         "--nproc_per_node=2",
         str(driver),
         str(tmp_path),
-        str(SCRIPT),
-        str(REPO / "hparams" / "quickstart.yaml"),
-        f"--data_folder={corpus['root']}",
-        f"--verification_file={corpus['trials']}",
-        f"--output_folder={output}",
-        "--m_channels=4",
-        "--emb_dim=16",
-        "--sentence_len=1.0",
-        "--batch_size=4",  # global: 2 per process
-        "--number_of_epochs=1",
-        "--warmup_epochs=0.5",
-        "--distributed_backend=gloo",
-        "--device=cpu",
-        "--noprogressbar",
+        *tiny_run_args(
+            corpus,
+            output,
+            batch_size=4,  # global: 2 per process
+            number_of_epochs=1,
+            ckpt_interval_steps=0,
+            distributed_backend="gloo",
+            device="cpu",
+        ),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -104,7 +90,7 @@ def test_two_gloo_processes_finish_an_epoch_with_equal_weights(tmp_path):
     fresh = training.load_hparams(
         REPO / "hparams" / "quickstart.yaml",
         {
-            "data_folder": str(corpus["root"]),
+            "data_folder": corpus["root"],
             "output_folder": str(tmp_path / "fresh"),
             "m_channels": 4,
             "emb_dim": 16,

@@ -41,24 +41,42 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def tiny_run_args(corpus: dict, output: Path) -> list[str]:
-    """Recipe arguments of a seconds-long run: 8 steps per epoch, 2 epochs."""
+def tiny_corpus(folder: Path) -> dict:
+    """6 speakers, 4 short utterances each; 2 speakers held out for trials."""
+    return make_corpus(
+        folder,
+        num_speakers=6,
+        num_trial_speakers=2,
+        utts_per_speaker=4,
+        min_duration=1.2,
+        max_duration=2.0,
+    )
+
+
+def tiny_run_args(corpus: dict, output: Path, **options) -> list[str]:
+    """Recipe arguments of a seconds-long run (tiny model, 16 utterances).
+
+    Defaults: batch 2, 2 epochs (8 steps each), a checkpoint every 2 steps;
+    ``options`` override or add ``--key=value`` arguments.
+    """
+    settings = {
+        "data_folder": corpus["root"],
+        "verification_file": corpus["trials"],
+        "output_folder": output,
+        "m_channels": 4,
+        "emb_dim": 16,
+        "sentence_len": 1.0,
+        "batch_size": 2,
+        "number_of_epochs": 2,
+        "warmup_epochs": 0.5,
+        "ckpt_interval_minutes": 0,
+        "ckpt_interval_steps": 2,
+        **options,
+    }
     return [
         str(SCRIPT),
         str(REPO / "hparams" / "quickstart.yaml"),
-        f"--data_folder={corpus['root']}",
-        f"--verification_file={corpus['trials']}",
-        f"--output_folder={output}",
-        "--m_channels=4",
-        "--emb_dim=16",
-        "--sentence_len=1.0",
-        "--batch_size=2",
-        "--number_of_epochs=2",
-        "--warmup_epochs=0.5",
-        "--margin_start_epoch=1",
-        "--margin_end_epoch=2",
-        "--ckpt_interval_minutes=0",
-        "--ckpt_interval_steps=2",
+        *(f"--{key}={value}" for key, value in settings.items()),
         "--noprogressbar",
     ]
 
@@ -87,14 +105,7 @@ def final_weights(output: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    corpus = make_corpus(
-        tmp_path / "corpus",
-        num_speakers=6,
-        num_trial_speakers=2,
-        utts_per_speaker=4,
-        min_duration=1.2,
-        max_duration=2.0,
-    )
+    corpus = tiny_corpus(tmp_path / "corpus")
     straight = run(tiny_run_args(corpus, tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
 

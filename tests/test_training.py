@@ -516,3 +516,28 @@ def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
     assert (Path(hparams["save_folder"]) / "label_encoder.txt").is_file()
     assert "epoch: 3" in Path(hparams["train_log"]).read_text()
+
+
+def test_waveform_pipeline_with_speed_perturbation_and_validation(corpus, tmp_path):
+    """The full-recipe path: crops read per item, speed perturbation, dev set."""
+    csvs = prepare_voxceleb(
+        corpus["root"], tmp_path / "prep", corpus["trials"], split_ratio=(2, 1)
+    )
+    hparams = tiny_hparams(
+        corpus,
+        tmp_path,
+        train_annotation=csvs["train"],
+        valid_annotation=csvs["dev"],
+        feature_cache=False,
+        speed_perturb=True,
+        out_n_neurons=9,
+        number_of_epochs=1,
+        warmup_epochs=0.5,
+        batch_size=2,
+    )
+    brain = training.train(hparams, {"noprogressbar": True})
+    assert brain.steps_per_epoch == 3  # 6 training utterances, batches of 2
+    log = Path(hparams["train_log"]).read_text()
+    assert "epoch: 1," in log and "valid loss" in log and "valid accuracy" in log
+    ckpts = list(Path(hparams["save_folder"]).glob("CKPT+*"))
+    assert len(ckpts) == 1
