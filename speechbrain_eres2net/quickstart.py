@@ -221,13 +221,18 @@ def export_model(
     except ImportError as err:
         print(f"      (model folder export skipped: {err})")
         return None
-    folder = export_hub(
-        hparams_file,
-        hparams["save_folder"],
-        out / "model",
-        overrides={**overrides, "out_n_neurons": hparams["out_n_neurons"]},
-        training_data=f"quickstart on {overrides['data_folder']}",
-    )
+    try:
+        folder = export_hub(
+            hparams_file,
+            hparams["save_folder"],
+            out / "model",
+            overrides={**overrides, "out_n_neurons": hparams["out_n_neurons"]},
+            training_data=f"quickstart on {overrides['data_folder']}",
+        )
+    except (OSError, ValueError, RuntimeError) as err:
+        # The trained checkpoint and the scores are already written.
+        print(f"      (model folder export failed: {err})")
+        return None
     return str(folder)
 
 
@@ -259,10 +264,26 @@ def print_summary(summary: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
+def quiet_logging() -> None:
+    """Shows warnings and the per-epoch training summary, not SpeechBrain's INFO."""
+    handler = logging.StreamHandler()
+    handler.addFilter(
+        lambda record: (
+            record.levelno >= logging.WARNING
+            or record.name == "speechbrain.utils.train_logger"
+        )
+    )
+    handler.setFormatter(logging.Formatter("      %(message)s"))
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``eres2net quickstart``; returns the exit status."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    quiet_logging()
     try:
         run(args)
     except (FileNotFoundError, ValueError) as err:
@@ -272,3 +293,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 __all__ = ["main", "run"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

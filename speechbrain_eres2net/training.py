@@ -267,12 +267,12 @@ class ArcMarginLoss(nn.Module):
     Example
     -------
     >>> loss = ArcMarginLoss(scale=32, margin=0.2)
-    >>> cosines = torch.tensor([[[0.9, 0.1, -0.2]]])
+    >>> cosines = torch.tensor([[[0.3, 0.2, -0.2]]])
     >>> round(float(loss(cosines, torch.tensor([[0]]))), 3)
-    0.042
+    3.102
     >>> loss.set_margin(0.0)
-    >>> round(float(loss(cosines, torch.tensor([[0]]))), 4)
-    0.0008
+    >>> round(float(loss(cosines, torch.tensor([[0]]))), 3)
+    0.04
     """
 
     def __init__(
