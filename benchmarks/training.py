@@ -32,6 +32,10 @@ def _step_parts(implementation: str, m_channels: int, device: str):
     from speechbrain_eres2net.training import ArcMarginLoss
 
     reference, ours = twin_models(m_channels)
+    if implementation == "proposed":
+        from .inference import with_inplace_residual
+
+        ours = with_inplace_residual(ours)
     model = (reference if implementation == "official" else ours).to(device).train()
     classifier = Classifier(input_size=192, lin_blocks=0, out_neurons=NUM_CLASSES)
     classifier = classifier.to(device)
@@ -86,14 +90,19 @@ def bench_cpu(
     steps: int = 2,
     threads: int = 2,
     rounds: int = 2,
+    proposed: bool = True,
 ) -> list[Row]:
     """Ours vs official CPU training step: time and peak RSS.
 
     Runs official, ours, official, ours, ... (``rounds`` fresh processes
     each) and keeps the best run of each, to limit the effect of load from
-    other processes.
+    other processes. With ``proposed``, the prototype of the in-place
+    residual change (:class:`benchmarks.inference.InplaceResidualBlock`)
+    runs too.
     """
     runs: dict[str, list[dict]] = {"official": [], "ours": []}
+    if proposed:
+        runs["proposed"] = []
     for _ in range(rounds):
         for implementation in runs:
             runs[implementation].append(
@@ -133,6 +142,32 @@ def bench_cpu(
             higher_is_better=False,
             note=f"above import baseline: ours {peak['ours'] - base['ours']:.0f}, "
             f"official {peak['official'] - base['official']:.0f} MiB",
+        ),
+    ] + _proposed_rows(name, best, peak)
+
+
+def _proposed_rows(name: str, best: dict, peak: dict) -> list[Row]:
+    """Rows of the in-place residual prototype, if it ran."""
+    if "proposed" not in best:
+        return []
+    return [
+        speed_row(
+            "training",
+            f"{name}: step time, in-place residual (proposed)",
+            best["proposed"]["seconds"],
+            best["official"]["seconds"],
+            SPEED_TARGET,
+            unit="s",
+        ),
+        Row(
+            "training",
+            f"{name}: peak RSS, in-place residual (proposed)",
+            peak["proposed"],
+            peak["official"],
+            "MiB",
+            peak["proposed"] / peak["official"],
+            MEMORY_TARGET,
+            higher_is_better=False,
         ),
     ]
 

@@ -1,4 +1,4 @@
-"""Fast inference path for ERes2Net: folded BatchNorm and bf16 convolutions.
+"""Fast inference path for ERes2Net: folded BatchNorm, bf16, channels-last.
 
 :func:`optimize_for_inference` turns a trained :class:`ERes2Net` into a
 module with the same ``forward(x, lengths=None) -> (batch, 1, emb)``
@@ -211,6 +211,7 @@ def optimize_for_inference(
     *,
     precision: str = "auto",
     min_cosine: float = 0.9999,
+    channels_last: bool = True,
 ) -> nn.Module:
     """Returns a faster copy of ``model`` for embedding extraction.
 
@@ -232,6 +233,8 @@ def optimize_for_inference(
         ``"bf16"`` (forced, still checked).
     min_cosine : float
         Lowest accepted cosine between fast and original embeddings.
+    channels_last : bool
+        Store convolution weights channels-last (NHWC).
 
     Returns
     -------
@@ -263,11 +266,17 @@ def optimize_for_inference(
             f"{model.min_frames}, got {example_frames}"
         )
     device = next(model.parameters()).device
-    folded = fold_batchnorms(copy.deepcopy(model))
-    for param in folded.parameters():
-        param.requires_grad_(False)
+
+    def build(bf16: bool) -> FastERes2Net:
+        folded = fold_batchnorms(copy.deepcopy(model))
+        for param in folded.parameters():
+            param.requires_grad_(False)
+        if channels_last:
+            folded.to(memory_format=torch.channels_last)
+        return FastERes2Net(folded, bf16=bf16)
+
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-    fast = FastERes2Net(folded, bf16=bf16)
+    fast = build(bf16)
     if not bf16:
         return fast
     was_training = model.training
@@ -288,7 +297,7 @@ def optimize_for_inference(
             f"< {min_cosine} of the fp32 model; using fp32",
             stacklevel=2,
         )
-        return FastERes2Net(fold_batchnorms(copy.deepcopy(model)), bf16=False)
+        return build(bf16=False)
     return fast
 
 
