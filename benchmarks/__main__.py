@@ -151,6 +151,7 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             args.train_steps,
             threads[-1],
             rounds=1 if args.quick else 2,
+            proposed=not args.quick,
         )
         if args.device == "cuda":
             rows += bench_gpu(batch=max(args.train_batch, 2), frames=args.train_frames)
@@ -195,6 +196,9 @@ def write_json(path: Path, payload: dict) -> None:
     handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(handle, "w") as out:
         json.dump(payload, out, indent=1)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600
     os.replace(temp, path)
 
 
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     rows: list[Row] = []
     started = time.time()
+    load_at_start = os.getloadavg()
     for name in args.sections:
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
         section_start = time.perf_counter()
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(sys.argv[1:] if argv is None else argv),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
-        "machine": machine(),
+        "machine": {**machine(), "load_average_start": load_at_start},
         "rows": [r.as_dict() for r in rows],
     }
     write_json(Path(args.json), payload)
