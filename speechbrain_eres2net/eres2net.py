@@ -150,7 +150,9 @@ class ERes2NetBlock(nn.Module):
             branch = self.act(bn(conv(branch)))
             outputs.append(branch)
         out = self.bn_out(self.conv_out(torch.cat(outputs, dim=1)))
-        return self.act(out + self.shortcut(x))
+        # In place, as the official block: one feature map less per block.
+        out += self.shortcut(x)
+        return self.act(out)
 
 
 class ERes2Net(nn.Module):

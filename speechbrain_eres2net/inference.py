@@ -300,12 +300,11 @@ def evaluate_embedder(
 
 
 def optimized(model: nn.Module) -> nn.Module:
-    """The fast inference path of ``model`` when it is available, else ``model``."""
-    try:
-        from .fastpath import optimize_for_inference
-    except ImportError:
-        return model
-    return optimize_for_inference(model)
+    """The fast inference path of an ERes2Net; other models are returned as is."""
+    from .eres2net import ERes2Net
+    from .fastpath import optimize_for_inference
+
+    return optimize_for_inference(model) if isinstance(model, ERes2Net) else model
 
 
 def expand_inputs(inputs: Iterable[PathLike]) -> list[Path]:
