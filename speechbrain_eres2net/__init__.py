@@ -5,6 +5,7 @@ in a SpeechBrain YAML file.
 """
 
 from .eres2net import ERes2Net, ERes2NetBlock
+from .fastpath import embed_long, optimize_for_inference
 from .features import KaldiFbank
 from .fusion import AFF, ConcatFusion, SumFusion, make_fusion
 from .inference import SpeakerEmbedder
@@ -21,5 +22,7 @@ __all__ = [
     "SpeakerEmbedder",
     "SumFusion",
     "TemporalStatsPool",
+    "embed_long",
     "make_fusion",
+    "optimize_for_inference",
 ]
