@@ -17,8 +17,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(include=["speechbrain_eres2net", "speechbrain_eres2net.*"]),
-    package_data={"speechbrain_eres2net": ["hparams/*.yaml"]},
+    packages=find_packages(include=["speechbrain_eres2net", "speechbrain_eres2net.*"])
+    + ["speechbrain_eres2net.hparams"],
+    # The YAML files live at the top level (SpeechBrain layout) and are
+    # installed inside the package so that an installed quickstart finds them.
+    package_dir={"speechbrain_eres2net.hparams": "hparams"},
+    package_data={"speechbrain_eres2net.hparams": ["*.yaml"]},
     install_requires=[
         "speechbrain>=1.1.2",
         "torch",
