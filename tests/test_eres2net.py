@@ -186,3 +186,22 @@ def test_aff_matches_its_closed_form():
     assert torch.allclose(fuse(x, y), expected, atol=1e-5)
     # Argument order matters: x receives the gate.
     assert not torch.allclose(fuse(x, y), fuse(y, x), atol=1e-3)
+
+
+def test_training_yaml_exposes_the_ablations_as_overrides():
+    from conftest import REPO
+
+    overrides = {
+        "data_folder": "/nonexistent",
+        "lff_stages": [],
+        "global_fusion": "none",
+        "fusion": "sum",
+    }
+    with open(REPO / "hparams" / "train_eres2net_base.yaml") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    model = hparams["embedding_model"]
+    assert len(model.global_fusions) == 0
+    assert not any(isinstance(m, AFF) for m in model.modules())
+    with open(REPO / "hparams" / "train_eres2net_base.yaml") as f:
+        paper = load_hyperpyyaml(f, {"data_folder": "/nonexistent"})["embedding_model"]
+    assert sum(p.numel() for p in paper.parameters()) == 6_610_688
