@@ -1,17 +1,15 @@
 """End to end: prepare -> train -> verify on the real corpus, and the quickstart.
 
 The real-corpus test runs the quickstart recipe (prepare_voxceleb, the
-SpeakerBrain training of quickstart YAML, full-length embeddings, EER) on
-the 100 train speakers of realspk and scores ``dev_trials.txt`` (30 unseen
-speakers) before and after training. Run with ``pytest -s`` to see both EERs.
+SpeakerBrain training of ``quickstart.yaml``, full-length embeddings, EER)
+with the tiny ERes2Net (0.33 M parameters) on the 100 train speakers of
+realspk, and scores ``dev_trials.txt`` (30 unseen speakers) before and after
+training. Run with ``pytest -s`` to see both EERs.
 
-Which tiny model: within this CPU budget (150 steps of 32 x 2 s crops) the
-tiny ERes2Net of ``quickstart.yaml`` (0.33 M) does not yet gain EER on
-realspk (measured 22.0 % vs 22.1 % untrained, train accuracy 36 %), while
-the same-size ECAPA-TDNN of ``quickstart_ecapa.yaml`` (0.34 M), trained by
-the identical recipe, does (9.6 % vs 21.3 %). The end-to-end check of the
-recipe therefore trains the ECAPA configuration; the ERes2Net quickstart is
-checked on the synthetic corpus numbers in the README.
+Budget: 20 epochs of 25 steps of 32 x 2 s crops (about 5 minutes on an idle
+2-core CPU; measured 22.14 % -> 7.26 % EER). At 6 epochs the 2-D model had
+not moved its EER yet (22.0 %), so the budget is what makes this test
+meaningful.
 """
 
 from __future__ import annotations
@@ -47,13 +45,7 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
             "--output_folder",
             str(out),
             "--epochs",
-            "6",
-            "--hparams",
-            str(
-                Path(__file__).resolve().parents[1]
-                / "hparams"
-                / "quickstart_ecapa.yaml"
-            ),
+            "20",
             "--no_export",
         ]
     )
@@ -69,7 +61,7 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
     labels = (out / "save" / "label_encoder.txt").read_text()
     assert labels.count("'spk") == 100
     assert (out / "verification" / "scores.txt").is_file()
-    assert (out / "train_log.txt").read_text().count("epoch: ") == 6
+    assert (out / "train_log.txt").read_text().count("epoch: ") == 20
     # Clearly better than the untrained network of the same architecture.
     assert summary["eer"] < summary["untrained_eer"] - 0.04
     assert summary["eer"] < 0.8 * summary["untrained_eer"]
