@@ -313,7 +313,14 @@ def test_training_nodes_of_the_base_recipe():
     nodes = training_nodes(REPO / "hparams" / "train_eres2net_base.yaml")
     model = nodes["embedding_model"]
     assert model.tag.value == "!new:speechbrain_eres2net.ERes2Net"
-    assert dict(model) == {"feat_dim": 80, "embedding_size": 192, "m_channels": 32}
+    assert dict(model) == {
+        "feat_dim": 80,
+        "embedding_size": 192,
+        "m_channels": 32,
+        "lff_stages": [3, 4],
+        "fusion": "aff",
+        "global_fusion": "bottom_up",
+    }
     assert nodes["mean_var_norm"]["norm_type"] == "sentence"
     assert nodes["sample_rate"] == 16000
 
