@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from speechbrain_eres2net import KaldiFbank
-from speechbrain_eres2net.eres2net import ERes2NetBlock
 from speechbrain_eres2net.fastpath import (
     embed_long,
     fold_batchnorms,
@@ -74,40 +73,6 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-class InplaceResidualBlock(ERes2NetBlock):
-    """Prototype of a change proposed for ``ERes2NetBlock.forward``.
-
-    The last two lines differ: the shortcut is added in place (as the
-    official code does) instead of allocating ``out + shortcut``, one
-    full-size buffer fewer per block, hence fewer page faults on CPU.
-    Delete this class once eres2net.py has the change.
-    """
-
-    def forward(self, x: torch.Tensor, mask=None) -> torch.Tensor:
-        groups = torch.split(self.act(self.bn_in(self.conv_in(x))), self.width, dim=1)
-        outputs = []
-        branch = groups[0]
-        for i, (conv, bn) in enumerate(zip(self.split_convs, self.split_bns)):
-            if i > 0:
-                branch = self.fusions[i - 1](branch, groups[i])
-            if mask is not None:
-                branch = branch * mask
-            branch = self.act(bn(conv(branch)))
-            outputs.append(branch)
-        out = self.bn_out(self.conv_out(torch.cat(outputs, dim=1)))
-        out += self.shortcut(x)
-        return self.act(out)
-
-
-def with_inplace_residual(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose blocks use :class:`InplaceResidualBlock`."""
-    model = copy.deepcopy(model)
-    for module in model.modules():
-        if isinstance(module, ERes2NetBlock):
-            module.__class__ = InplaceResidualBlock
-    return model
-
-
 def bench_latency(
     sizes: Sequence[str] = ("base", "large"),
     seconds: Sequence[float] = (3, 10, 30),
@@ -125,7 +90,6 @@ def bench_latency(
     for size in sizes:
         reference, ours = twin_models(SIZES[size])
         fast = optimize_for_inference(ours)
-        proposed = with_inplace_residual(ours)
         precision = "bf16" if getattr(fast, "bf16", False) else "fp32"
         for duration in seconds:
             frames = frames_for(duration)
@@ -154,7 +118,6 @@ def bench_latency(
                             "eager": partial(ours, x),
                             "eager_lengths": partial(ours, x, full),
                             "fast": partial(fast, x),
-                            "proposed": partial(proposed, x),
                         },
                         repeats,
                     )
@@ -176,16 +139,6 @@ def bench_latency(
                         times["fast"],
                         ref_s,
                         FAST_TARGET if targeted else None,
-                    )
-                )
-                rows.append(
-                    speed_row(
-                        "inference",
-                        f"{tag} eager + in-place residual (proposed)",
-                        times["proposed"],
-                        ref_s,
-                        EAGER_TARGET if targeted else None,
-                        note="prototype of the eres2net.py change in the report",
                     )
                 )
                 rows.append(

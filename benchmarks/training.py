@@ -32,10 +32,6 @@ def _step_parts(implementation: str, m_channels: int, device: str):
     from speechbrain_eres2net.training import ArcMarginLoss
 
     reference, ours = twin_models(m_channels)
-    if implementation == "proposed":
-        from .inference import with_inplace_residual
-
-        ours = with_inplace_residual(ours)
     model = (reference if implementation == "official" else ours).to(device).train()
     classifier = Classifier(input_size=192, lin_blocks=0, out_neurons=NUM_CLASSES)
     classifier = classifier.to(device)
@@ -90,19 +86,14 @@ def bench_cpu(
     steps: int = 2,
     threads: int = 2,
     rounds: int = 2,
-    proposed: bool = True,
 ) -> list[Row]:
     """Ours vs official CPU training step: time and peak RSS.
 
     Runs official, ours, official, ours, ... (``rounds`` fresh processes
     each) and keeps the best run of each, to limit the effect of load from
-    other processes. With ``proposed``, the prototype of the in-place
-    residual change (:class:`benchmarks.inference.InplaceResidualBlock`)
-    runs too.
+    other processes.
     """
     runs: dict[str, list[dict]] = {"official": [], "ours": []}
-    if proposed:
-        runs["proposed"] = []
     for _ in range(rounds):
         for implementation in runs:
             runs[implementation].append(
@@ -120,10 +111,7 @@ def bench_cpu(
             )
     name = f"base b{batch}x{frames}fr fwd+bwd+SGD {threads}thr"
     rows = []
-    for implementation, label in (
-        ("ours", ""),
-        ("proposed", ", in-place residual (proposed)"),
-    ):
+    for implementation, label in (("ours", ""),):
         if implementation not in runs:
             continue
         ours, official = runs[implementation], runs["official"]
