@@ -74,8 +74,41 @@ class AFF(nn.Module):
         torch.Tensor
             The fused map, same shape as the inputs.
         """
-        gate = 1.0 + torch.tanh(self.attention(torch.cat((x, y), dim=1)))
-        return x * gate + y * (2.0 - gate)
+        logits = self.attention(torch.cat((x, y), dim=1))
+        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+            return _GatedMix.apply(x, y, logits)
+        return _gated_mix(x, y, torch.tanh(logits))
+
+
+def _gated_mix(x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``x * g + y * (2 - g)`` with ``g = 1 + t``, in the official op order."""
+    gate = 1.0 + t
+    return x * gate + y * (2.0 - gate)
+
+
+class _GatedMix(torch.autograd.Function):
+    """The AFF mix with a lean backward, for training memory.
+
+    Plain autograd keeps ``g``, ``2 - g`` and ``tanh(a)`` for backward: three
+    feature maps per fusion on top of ``x`` and ``y``, which the network
+    keeps anyway. This keeps only ``t = tanh(a)``. The forward is the same
+    expression as the official one (bit-identical); the backward uses
+    ``g = 1 + t`` to compute the three gradients in fewer passes than
+    autograd, equal to its gradients up to float rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, logits):  # noqa: D102
+        t = torch.tanh(logits)
+        ctx.save_for_backward(x, y, t)
+        return _gated_mix(x, y, t)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        x, y, t = ctx.saved_tensors
+        grad_t = grad * t
+        grad_logits = torch.ops.aten.tanh_backward(grad * (x - y), t)
+        return grad + grad_t, grad - grad_t, grad_logits
 
 
 class SumFusion(nn.Module):

@@ -188,6 +188,45 @@ def test_aff_matches_its_closed_form():
     assert not torch.allclose(fuse(x, y), fuse(y, x), atol=1e-3)
 
 
+def _saved_bytes(fn) -> int:
+    """Bytes of distinct storages autograd keeps for backward while ``fn`` runs."""
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn()
+    return sum(storages.values())
+
+
+def test_aff_training_backward_matches_autograd_and_keeps_less():
+    from speechbrain_eres2net.fusion import _gated_mix
+
+    torch.manual_seed(0)
+    x, y, logits = (torch.randn(2, 8, 5, 9, requires_grad=True) for _ in range(3))
+    grad = torch.randn(2, 8, 5, 9)
+
+    def plain():
+        return _gated_mix(x, y, torch.tanh(logits))
+
+    def lean():
+        from speechbrain_eres2net.fusion import _GatedMix
+
+        return _GatedMix.apply(x, y, logits)
+
+    expected = torch.autograd.grad(plain(), (x, y, logits), grad)
+    got = torch.autograd.grad(lean(), (x, y, logits), grad)
+    assert torch.equal(plain(), lean())
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-6)
+    # Plain autograd keeps g, 2 - g and tanh(a) beside x and y; lean only t.
+    one_map = x.numel() * x.element_size()
+    assert _saved_bytes(plain) - _saved_bytes(lean) == 2 * one_map
+
+
 def test_training_yaml_exposes_the_ablations_as_overrides():
     from conftest import REPO
 

@@ -68,9 +68,12 @@ def test_train_mode_gradients_match_official(oracle, randomize_bn):
     loss_ours.backward()
     assert abs(loss_ref.item() - loss_ours.item()) <= 1e-5
     ours_params = dict(ours.named_parameters())
+    largest = max(p.grad.abs().max() for p in reference.parameters())
     for name, param in reference.named_parameters():
         mine = ours_params[official_to_ours(name)]
-        scale = param.grad.abs().max().clamp(min=1e-6)
+        # A conv bias feeding a train-mode BN has a true gradient of zero, so
+        # its computed gradient is rounding noise: floor the scale.
+        scale = param.grad.abs().max().clamp(min=1e-4 * largest)
         assert (mine.grad - param.grad).abs().max() / scale <= 1e-3, name
     # Running statistics are updated identically too.
     ours_state = ours.state_dict()
