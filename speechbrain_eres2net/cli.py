@@ -203,7 +203,7 @@ def _embedder(args: argparse.Namespace):
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """``eres2net embed``: embeddings of many files, bad files reported."""
-    from .dataprep import write_text_atomic
+    from .files import write_text_atomic
     from .inference import expand_inputs
 
     fmt = args.format or (
@@ -243,7 +243,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def write_npz(embeddings: Mapping[str, np.ndarray], out: str) -> Path:
     """Writes ``{path: embedding}`` to an ``.npz`` file atomically."""
-    from .dataprep import atomic_open
+    from .files import atomic_open
 
     out = Path(out)
     with atomic_open(out, "wb") as f:
@@ -270,7 +270,7 @@ def write_kaldi_vectors(embeddings: Mapping[str, np.ndarray], out: str) -> list[
     >>> scp.read_text().split(":")[-1]
     '2\\n'
     """
-    from .dataprep import atomic_open
+    from .files import atomic_open
 
     base = Path(out)
     if base.suffix in (".ark", ".scp"):

@@ -15,22 +15,22 @@ Authors
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
+
+from .files import atomic_open, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -43,59 +43,6 @@ UNREADABLE_REPORT = "unreadable_audio.txt"
 # Bump when the output format changes so old manifests no longer match.
 MANIFEST_VERSION = 1
 _HEADER_CHUNK = 256
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_open(path: PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
-    """Opens a temporary file next to ``path``; renames it over ``path`` on success.
-
-    Readers never see a half-written file: if the block raises, the temporary
-    file is removed and any previous ``path`` is left intact.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "out.txt"
-    >>> with atomic_open(target) as f:
-    ...     _ = f.write("hello")
-    >>> target.read_text()
-    'hello'
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); give it the usual mode.
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: PathLike, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically (see :func:`atomic_open`).
-
-    Example
-    -------
-    >>> import tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "a.json"
-    >>> write_text_atomic(target, "{}")
-    >>> target.read_text()
-    '{}'
-    """
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def write_csv_atomic(path: PathLike, rows: Sequence[Sequence[object]]) -> None:

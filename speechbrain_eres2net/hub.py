@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.tag import Tag
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
+
+from .files import atomic_folder
 
 PathLike = Union[str, os.PathLike]
 
@@ -294,11 +295,7 @@ def write_model_folder(
         )
     if (trials is None) != (data_root is None):
         raise ValueError("--trials and --data-root go together")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         loadables = [k for k in CHECKPOINT_FILES if k in states]
         for key in loadables:
             _save_loadable(states[key], tmp / CHECKPOINT_FILES[key])
@@ -322,21 +319,7 @@ def write_model_folder(
         (tmp / "README.md").write_text(
             model_card(card, nodes, model, sample_rate, threshold), encoding="utf-8"
         )
-        _publish(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Renames ``tmp`` to ``out``, replacing an old folder only once ready."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def check_model_folder(folder: PathLike, states: Mapping[str, Any]) -> None:

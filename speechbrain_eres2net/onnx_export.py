@@ -37,6 +37,7 @@ from torch import nn
 from torchaudio.compliance import kaldi
 
 from .features import KaldiFbank
+from .files import atomic_path
 
 PathLike = Union[str, os.PathLike]
 OPSET = 17
@@ -286,24 +287,19 @@ def export_onnx(
         example, name, axis = torch.randn(2, 200, feat_dim), "feats", "frames"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter warns about its own deprecation and
-            # about traced shape arithmetic, which is what makes axes dynamic.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                (example,),
-                str(tmp),
-                input_names=[name],
-                output_names=["embedding"],
-                dynamic_axes={name: {0: "batch", 1: axis}, "embedding": {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        # The TorchScript exporter warns about its own deprecation and about
+        # traced shape arithmetic, which is what makes axes dynamic.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(tmp),
+            input_names=[name],
+            output_names=["embedding"],
+            dynamic_axes={name: {0: "batch", 1: axis}, "embedding": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
         onnx.checker.check_model(str(tmp), full_check=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -16,7 +16,7 @@ from typing import Union
 
 import numpy as np
 
-from .dataprep import atomic_open
+from .files import atomic_open
 from .metrics import ErrorCurve
 
 PathLike = Union[str, os.PathLike]

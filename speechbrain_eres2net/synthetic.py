@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
-from .dataprep import atomic_open, write_text_atomic
+from .files import atomic_open, write_text_atomic
 
 PathLike = Union[str, os.PathLike]
 

@@ -43,7 +43,7 @@ from speechbrain.utils.checkpoints import (
 from torch import nn
 from tqdm import tqdm
 
-from .dataprep import write_text_atomic
+from .files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 

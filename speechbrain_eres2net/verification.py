@@ -30,14 +30,13 @@ import torch
 from torch import nn
 
 from .dataprep import (
-    atomic_open,
     find_wav_root,
     missing_trial_files_error,
     preview,
     read_trials,
     read_trials_indexed,
-    write_text_atomic,
 )
+from .files import atomic_open, write_text_atomic
 from .inference import SpeakerEmbedder
 from .metrics import asnorm, cohort_stats, error_curve, verification_metrics
 
