@@ -52,7 +52,7 @@ def _step_parts(implementation: str, m_channels: int, device: str):
         loss = loss_fn(classifier(embed(x)), y)
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return model, step
 
@@ -64,10 +64,13 @@ def train_step(
     steps: int = 2,
     m_channels: int = 32,
     threads: int = 2,
+    channels_last: bool = False,
 ) -> dict:
     """Median seconds per CPU training step (run in a worker for peak RSS)."""
     set_threads(threads)
-    _, step = _step_parts(implementation, m_channels, "cpu")
+    model, step = _step_parts(implementation, m_channels, "cpu")
+    if channels_last:  # the recipe's ``channels_last: True``
+        model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, frames, 80, generator=generator)
     y = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
@@ -89,14 +92,20 @@ def bench_cpu(
 ) -> list[Row]:
     """Ours vs official CPU training step: time and peak RSS.
 
-    Runs official, ours, official, ours, ... (``rounds`` fresh processes
-    each) and keeps the best run of each, to limit the effect of load from
-    other processes.
+    Ours runs with PyTorch's default NCHW weights and channels-last (the
+    recipe's default). Runs official, ours, ours channels-last, official,
+    ... (``rounds`` fresh processes each) and keeps the best run of each, to
+    limit the effect of load from other processes.
     """
-    runs: dict[str, list[dict]] = {"official": [], "ours": []}
+    configs = {
+        "official": ("official", False),
+        "ours": ("ours", False),
+        "ours channels-last": ("ours", True),
+    }
+    runs: dict[str, list[dict]] = {label: [] for label in configs}
     for _ in range(rounds):
-        for implementation in runs:
-            runs[implementation].append(
+        for label, (implementation, channels_last) in configs.items():
+            runs[label].append(
                 run_isolated(
                     "benchmarks.training:train_step",
                     {
@@ -105,16 +114,16 @@ def bench_cpu(
                         "frames": frames,
                         "steps": steps,
                         "threads": threads,
+                        "channels_last": channels_last,
                     },
                     threads,
                 )
             )
     name = f"base b{batch}x{frames}fr fwd+bwd+SGD {threads}thr"
     rows = []
-    for implementation, label in (("ours", ""),):
-        if implementation not in runs:
-            continue
-        ours, official = runs[implementation], runs["official"]
+    for config in ("ours", "ours channels-last"):
+        label = "" if config == "ours" else " (channels-last)"
+        ours, official = runs[config], runs["official"]
         peak = min(r["peak_rss_mb"] for r in ours)
         ref_peak = min(r["peak_rss_mb"] for r in official)
         above = peak - min(r["base_rss_mb"] for r in ours)

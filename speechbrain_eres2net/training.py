@@ -834,13 +834,20 @@ class SpeakerBrain(sb.core.Brain):
     ``compute_cost`` (:class:`ArcMarginLoss`), ``lr_scheduler``
     (:class:`WarmupCosineLR`), ``margin_scheduler`` (:class:`MarginSchedule`),
     optional ``env_corrupt`` (:class:`EnvCorruption`), ``train_logger``,
-    ``epoch_clock`` (set by :func:`build_datasets`), ``keep_checkpoints``.
+    ``epoch_clock`` (set by :func:`build_datasets`), ``keep_checkpoints``,
+    ``channels_last`` (store the embedding model's 4-D weights NHWC, so
+    its 2-D convolutions run channels-last; values are unchanged).
     """
 
     steps_per_epoch = 1
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if getattr(self.hparams, "channels_last", False):
+            # oneDNN (CPU) and cuDNN (tensor cores) compute 2-D convolutions
+            # in NHWC; with NHWC weights the activations follow and no layout
+            # conversion runs per layer. 1-D models (ECAPA) are unaffected.
+            self.modules.embedding_model.to(memory_format=torch.channels_last)
         # Mid-epoch checkpoints keep the running accuracy of the epoch.
         self.accuracy = AccuracyCounter()
         if self.checkpointer is not None:

@@ -518,6 +518,36 @@ def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
     assert "epoch: 3" in Path(hparams["train_log"]).read_text()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channels_last_switch_changes_layout_not_values(
+    corpus, tmp_path, channels_last
+):
+    hparams = tiny_hparams(corpus, tmp_path, channels_last=channels_last)
+    model = hparams["embedding_model"]
+    feats = torch.randn(3, 120, 80)
+    lengths = torch.tensor([1.0, 0.7, 0.5])
+    expected = model.eval()(feats, lengths)
+    training.SpeakerBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts={"noprogressbar": True},
+    )
+    # 3x3 weights with several input channels: the layouts differ for these.
+    weights = [
+        m.weight
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d)
+        and m.in_channels > 1
+        and m.kernel_size != (1, 1)
+    ]
+    assert weights and all(
+        w.is_contiguous(memory_format=torch.channels_last) == channels_last
+        for w in weights
+    )
+    assert torch.allclose(model.eval()(feats, lengths), expected, atol=1e-5)
+
+
 def test_waveform_pipeline_with_speed_perturbation_and_validation(corpus, tmp_path):
     """The full-recipe path: crops read per item, speed perturbation, dev set."""
     csvs = prepare_voxceleb(
