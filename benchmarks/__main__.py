@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -190,15 +189,11 @@ def machine() -> dict:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Writes ``payload`` atomically (temp file in the same folder)."""
+    """Writes ``payload`` atomically (temp file in the same folder, then rename)."""
+    from speechbrain_eres2net.files import write_text_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(payload, out, indent=1)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600
-    os.replace(temp, path)
+    write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:

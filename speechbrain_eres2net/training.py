@@ -826,6 +826,41 @@ class AccuracyCounter(Recoverable):
         return self.correct / max(1, self.total)
 
 
+# oneDNN's NHWC 1x1 strided convolution computes its weight gradient past its
+# workspace when the input has fewer channels than its 16-channel block
+# (uxlfoundation/oneDNN#6035; PyTorch 2.14.1 crashes with "double free or
+# corruption" or SIGSEGV, 15 channels and below here).
+_ONEDNN_NHWC_MIN_CHANNELS = 16
+
+
+def channels_last_problem(model: torch.nn.Module, device: str) -> Optional[str]:
+    """Why ``model`` must not train channels-last on ``device``; None if it may.
+
+    Example
+    -------
+    >>> from speechbrain_eres2net import ERes2Net
+    >>> channels_last_problem(ERes2Net(m_channels=32), "cpu") is None
+    True
+    >>> channels_last_problem(ERes2Net(m_channels=4), "cpu").split(" crashes")[0]
+    'stages.1.0.conv_in: 1x1 stride-2 conv on 8 < 16 channels'
+    """
+    if not device.startswith("cpu"):
+        return None
+    for name, module in model.named_modules():
+        if (
+            isinstance(module, torch.nn.Conv2d)
+            and module.kernel_size == (1, 1)
+            and module.stride != (1, 1)
+            and module.in_channels < _ONEDNN_NHWC_MIN_CHANNELS
+        ):
+            return (
+                f"{name}: 1x1 stride-{module.stride[0]} conv on "
+                f"{module.in_channels} < {_ONEDNN_NHWC_MIN_CHANNELS} channels "
+                f"crashes oneDNN's NHWC backward (uxlfoundation/oneDNN#6035)"
+            )
+    return None
+
+
 class SpeakerBrain(sb.core.Brain):
     """Speaker-embedding training: features, embedding model, AAM classifier.
 
@@ -844,10 +879,15 @@ class SpeakerBrain(sb.core.Brain):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if getattr(self.hparams, "channels_last", False):
-            # oneDNN (CPU) and cuDNN (tensor cores) compute 2-D convolutions
-            # in NHWC; with NHWC weights the activations follow and no layout
-            # conversion runs per layer. 1-D models (ECAPA) are unaffected.
-            self.modules.embedding_model.to(memory_format=torch.channels_last)
+            model = self.modules.embedding_model
+            problem = channels_last_problem(model, str(self.device))
+            if problem is None:
+                # oneDNN (CPU) and cuDNN (tensor cores) compute 2-D convs in
+                # NHWC; with NHWC weights the activations follow and no layout
+                # conversion runs per layer. 1-D models (ECAPA) are unaffected.
+                model.to(memory_format=torch.channels_last)
+            else:
+                logger.warning("channels_last ignored: %s", problem)
         # Mid-epoch checkpoints keep the running accuracy of the epoch.
         self.accuracy = AccuracyCounter()
         if self.checkpointer is not None:

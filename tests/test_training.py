@@ -522,7 +522,9 @@ def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
 def test_channels_last_switch_changes_layout_not_values(
     corpus, tmp_path, channels_last
 ):
-    hparams = tiny_hparams(corpus, tmp_path, channels_last=channels_last)
+    # 8 base channels: the stride-2 1x1 convs see 16 channels, which oneDNN's
+    # NHWC weight gradient handles (fewer: see the next test).
+    hparams = tiny_hparams(corpus, tmp_path, channels_last=channels_last, m_channels=8)
     model = hparams["embedding_model"]
     feats = torch.randn(3, 120, 80)
     lengths = torch.tensor([1.0, 0.7, 0.5])
@@ -546,6 +548,20 @@ def test_channels_last_switch_changes_layout_not_values(
         for w in weights
     )
     assert torch.allclose(model.eval()(feats, lengths), expected, atol=1e-5)
+
+
+def test_channels_last_is_skipped_where_onednn_would_crash(corpus, tmp_path, caplog):
+    hparams = tiny_hparams(corpus, tmp_path, channels_last=True, m_channels=4)
+    with caplog.at_level(logging.WARNING):
+        brain = training.SpeakerBrain(
+            modules=hparams["modules"],
+            opt_class=hparams["opt_class"],
+            hparams=hparams,
+            run_opts={"noprogressbar": True},
+        )
+    assert "channels_last ignored: stages.1.0.conv_in" in caplog.text
+    conv = brain.modules.embedding_model.stages[0][0].split_convs[0]
+    assert conv.weight.is_contiguous()
 
 
 def test_waveform_pipeline_with_speed_perturbation_and_validation(corpus, tmp_path):
