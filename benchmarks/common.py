@@ -194,8 +194,8 @@ def run_isolated(
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """The rows as one fixed-width text table."""
+def _cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
+    """Header and one tuple of formatted cells per row."""
     header = ("section", "name", "ours", "reference", "unit", "ratio", "target", "pass")
     lines = [header]
     for row in rows:
@@ -218,7 +218,13 @@ def format_table(rows: Sequence[Row]) -> str:
                 verdict,
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return lines
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as one fixed-width text table."""
+    lines = _cells(rows)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     right = {2, 3, 5}
     out = []
     for k, line in enumerate(lines):
@@ -230,6 +236,24 @@ def format_table(rows: Sequence[Row]) -> str:
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def format_markdown(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table (for the README)."""
+    lines = _cells(rows)
+    out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
+    out += [
+        "| " + " | ".join(c.replace("|", "/") for c in line) + " |"
+        for line in lines[1:]
+    ]
+    return "\n".join(out)
+
+
+def rows_from_json(path: str | os.PathLike) -> list[Row]:
+    """The rows of a table written by ``python -m benchmarks --json``."""
+    payload = json.loads(Path(path).read_text())
+    fields = {f.name for f in dataclasses.fields(Row)}
+    return [Row(**{k: v for k, v in r.items() if k in fields}) for r in payload["rows"]]
 
 
 def _number(value: Optional[float]) -> str:

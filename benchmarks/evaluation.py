@@ -207,8 +207,18 @@ def bench_dataprep(num_files: int = 100_000) -> list[Row]:
     start = time.perf_counter()
     root = voxceleb_tree(num_files)
     built = time.perf_counter() - start
-    ours = run_isolated("benchmarks.evaluation:prepare_ours", {"root": str(root)}, 2)
-    naive = run_isolated("benchmarks.evaluation:prepare_naive", {"root": str(root)}, 1)
+    # Interleaved, best of two each: the first pass over a reused tree may
+    # read from disk and the next from the page cache.
+    runs: dict[str, list[dict]] = {"naive": [], "ours": []}
+    for _ in range(2):
+        runs["naive"].append(
+            run_isolated("benchmarks.evaluation:prepare_naive", {"root": str(root)}, 1)
+        )
+        runs["ours"].append(
+            run_isolated("benchmarks.evaluation:prepare_ours", {"root": str(root)}, 2)
+        )
+    ours = min(runs["ours"], key=lambda r: r["seconds"])
+    naive = min(runs["naive"], key=lambda r: r["seconds"])
     ours_rate = num_files / ours["seconds"]
     naive_rate = num_files / naive["seconds"]
     return [

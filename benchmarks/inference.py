@@ -21,6 +21,7 @@ from speechbrain_eres2net.fastpath import (
     fold_batchnorms,
     optimize_for_inference,
 )
+from speechbrain_eres2net.inference import BATCH_SECONDS, length_batches
 
 from .common import (
     REALSPK,
@@ -265,31 +266,20 @@ def _dev_wavs(limit: int) -> list[torch.Tensor]:
     return wavs
 
 
-def length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
-    """Indices grouped by sorted length, each batch padded <= ``max_frames``.
-
-    ``max_frames`` bounds batch size x longest length (the padded size).
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for index in order:
-        if batches and (len(batches[-1]) + 1) * lengths[index] <= max_frames:
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
-
-
 def bench_throughput(
-    limit: int = 240, threads: int = 2, max_frames: int = 8000, repeats: int = 1
+    limit: int = 240,
+    threads: int = 2,
+    batch_seconds: float = BATCH_SECONDS[0],
+    repeats: int = 1,
 ) -> list[Row]:
     """Utterances/s over the realspk dev list: ours batched vs official one by one.
 
     Features (:class:`KaldiFbank`) are computed once, untimed, for both.
-    Ours sorts by length and pads batches (up to ``max_frames`` padded
-    frames) with relative ``lengths``; the official model embeds each
-    utterance alone (it has no lengths). The note gives the worst cosine
-    between our batched embeddings and the official single ones.
+    Ours batches as ``SpeakerEmbedder.embed_files`` does (longest first, up
+    to ``batch_seconds`` of padded audio, the CPU default) with relative
+    ``lengths``; the official model embeds each utterance alone (it has no
+    lengths). The note gives the worst cosine between our batched
+    embeddings and the official single ones.
     """
     if not (REALSPK / "dev_list.txt").exists():
         return [
@@ -302,7 +292,12 @@ def bench_throughput(
         feats = [fbank(w.unsqueeze(0))[0] for w in wavs]
     reference, ours = twin_models(32)
     fast = optimize_for_inference(ours)
-    batches = length_batches([f.shape[0] for f in feats], max_frames)
+    order = sorted(range(len(feats)), key=lambda i: -feats[i].shape[0])
+    seconds = [feats[i].shape[0] / 100 for i in order]  # 10 ms hop
+    batches = [
+        [order[k] for k in batch]
+        for batch in length_batches(seconds, len(feats), batch_seconds)
+    ]
     padded = []
     for batch in batches:
         longest = max(feats[i].shape[0] for i in batch)
@@ -342,7 +337,8 @@ def bench_throughput(
                 len(feats) / times["official"],
                 "utt/s",
                 times["official"] / times[name],
-                note=f"{len(batches)} batches; min cosine to official "
+                note=f"{len(batches)} batches of <= {batch_seconds:g} s; min "
+                f"cosine to official "
                 f"{float(cosine.min()):.6f}",
             )
         )

@@ -70,6 +70,7 @@ def embed_utterances(
     device: str = "cpu",
     progress: bool = False,
     skip_errors: bool = False,
+    batch_seconds: Optional[float] = None,
 ) -> dict[str, np.ndarray]:
     """Full-length embeddings of audio files, batched by length.
 
@@ -90,7 +91,7 @@ def embed_utterances(
     utterances : mapping
         Utterance ID -> audio path.
     batch_size : int
-        Utterances per forward pass.
+        Most utterances per forward pass.
     device : str
         Torch device.
     progress : bool
@@ -98,6 +99,9 @@ def embed_utterances(
     skip_errors : bool
         Leave out (with a warning) files that cannot be read or are too
         short; by default they are an error.
+    batch_seconds : float, optional
+        Most padded audio seconds per forward pass; None: the device's
+        default (:data:`speechbrain_eres2net.inference.BATCH_SECONDS`).
 
     Returns
     -------
@@ -123,7 +127,10 @@ def embed_utterances(
         device=device,
     )
     by_path, errors = embedder.embed_files(
-        [str(p) for p in utterances.values()], batch_size=batch_size, progress=progress
+        [str(p) for p in utterances.values()],
+        batch_size=batch_size,
+        progress=progress,
+        batch_seconds=batch_seconds,
     )
     failed = {uid: errors[str(p)] for uid, p in utterances.items() if str(p) in errors}
     if failed:
@@ -596,7 +603,7 @@ def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
         with this YAML's own ``compute_features``, ``mean_var_norm`` and
         ``embedding_model``; optional ``cohort_csv``,
         ``cohort_utts_per_speaker`` and ``top_k`` (AS-norm), ``batch_size``,
-        ``plots``.
+        ``batch_seconds``, ``plots``.
     device : str, optional
         Overrides ``hparams["device"]``.
 
@@ -609,6 +616,7 @@ def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
     modules = _embedding_modules(hparams, device)
     options = {
         "batch_size": int(hparams.get("batch_size", 16)),
+        "batch_seconds": hparams.get("batch_seconds"),
         "device": device,
         "progress": bool(hparams.get("progress", True)),
     }

@@ -71,6 +71,21 @@ def test_quick_run_prints_table_and_writes_json(tmp_path):
     assert any("peak RSS" in n for n in names)
     evaluation = [r for r in rows if r["section"] == "evaluation"]
     assert all(r["ours"] > 0 for r in evaluation)
+    assert any(n.endswith("step time (channels-last)") for n in names)
+
+    # The README's Markdown table is rendered from this JSON.
+    report = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    table = [line for line in report.stdout.splitlines() if line.startswith("|")]
+    assert table[0] == "| " + " | ".join(HEADER) + " |"
+    assert len(table) == 2 + len(rows)
+    assert all(f"| {row['section']} | {row['name']} |" in report.stdout for row in rows)
 
 
 def test_unknown_section_is_a_clear_error():
