@@ -149,7 +149,7 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             args.train_frames,
             args.train_steps,
             threads[-1],
-            rounds=1 if args.quick else 2,
+            rounds=1 if args.quick else 3,
         )
         if args.device == "cuda":
             rows += bench_gpu(batch=max(args.train_batch, 2), frames=args.train_frames)
