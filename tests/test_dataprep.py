@@ -303,6 +303,33 @@ def test_scan_and_headers_parallel_equal_serial(corpus):
     assert read_headers(files[:1])[0] == (corpus["lengths"]["s1/sess0/000.wav"], 16000)
 
 
+def test_headers_use_threads_only_when_reads_wait_on_storage(corpus, monkeypatch):
+    root = corpus["roots"][0] / "wav"
+    files = [root / r for r in scan_audio(root)]
+    expected = read_headers(files, num_workers=1)
+    monkeypatch.setattr(dataprep, "_HEADER_CHUNK", 4)  # several chunks
+
+    class NoPool:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("cached headers must not go to a thread pool")
+
+    real_pool = dataprep.ThreadPoolExecutor
+    monkeypatch.setattr(dataprep, "ThreadPoolExecutor", NoPool)
+    monkeypatch.setattr(dataprep, "_IO_BOUND_SECONDS", 10.0)  # "fast" storage
+    assert read_headers(files, num_workers=4) == expected
+
+    pools = []
+
+    def counting_pool(*args, **kwargs):
+        pools.append(kwargs.get("max_workers"))
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(dataprep, "ThreadPoolExecutor", counting_pool)
+    monkeypatch.setattr(dataprep, "_IO_BOUND_SECONDS", 0.0)  # "slow" storage
+    assert read_headers(files, num_workers=4) == expected  # same order
+    assert pools == [4]
+
+
 def test_prepare_cli_one_line_error(tmp_path, capsys):
     script = load_script("voxceleb_prepare")
     assert (
