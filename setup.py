@@ -8,7 +8,7 @@ HERE = Path(__file__).parent
 
 setup(
     name="speechbrain-eres2net",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "ERes2Net speaker embeddings for SpeechBrain: lobe, VoxCeleb recipe, "
         "3D-Speaker checkpoint import, Hub folders, ONNX export and a CLI"
@@ -24,26 +24,27 @@ setup(
     package_dir={"speechbrain_eres2net.hparams": "hparams"},
     package_data={"speechbrain_eres2net.hparams": ["*.yaml"]},
     install_requires=[
-        "speechbrain>=1.1.2",
+        # Private Brain/Pretrainer hooks are overridden: pin the tested minor.
+        "speechbrain>=1.1.2,<1.2",
         "torch",
         "torchaudio",
         "hyperpyyaml",
         "ruamel.yaml",
         "soundfile",
         "numpy",
+        "scipy",
         "tqdm",
+        # DET curves and score histograms are part of every evaluation.
+        "matplotlib",
     ],
     extras_require={
         "export": ["onnx", "onnxruntime"],
         "hub": ["huggingface_hub"],
-        "plots": ["matplotlib"],
         "dev": [
             "pytest",
             "ruff",
             "onnx",
             "onnxruntime",
-            "matplotlib",
-            "huggingface_hub",
         ],
     },
     entry_points={"console_scripts": ["eres2net=speechbrain_eres2net.cli:main"]},

@@ -190,7 +190,7 @@ def machine() -> dict:
 
 def write_json(path: Path, payload: dict) -> None:
     """Writes ``payload`` atomically (temp file in the same folder, then rename)."""
-    from speechbrain_eres2net.files import write_text_atomic
+    from speechbrain_eres2net.dataio.files import write_text_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(payload, indent=1))

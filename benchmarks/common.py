@@ -144,7 +144,7 @@ def twin_models(m_channels: int = 32, seed: int = 0):
     """
     import torch
 
-    from speechbrain_eres2net.checkpoints import load_3dspeaker
+    from speechbrain_eres2net import ERes2Net
 
     torch.manual_seed(seed)
     reference = official_eres2net(m_channels)
@@ -155,7 +155,7 @@ def twin_models(m_channels: int = 32, seed: int = 0):
                 module.running_var.uniform_(0.5, 2.0)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.2)
-    return reference, load_3dspeaker(reference.state_dict()).eval()
+    return reference, ERes2Net.from_3dspeaker(reference.state_dict()).eval()
 
 
 def run_isolated(

@@ -1,10 +1,11 @@
 """Scoring and data-preparation benchmarks.
 
 * metrics: EER + minDCF(0.01) + minDCF(0.05) over synthetic scores with
-  :mod:`speechbrain_eres2net.metrics` vs ``speechbrain.utils.metric_stats``
+  :mod:`speechbrain_eres2net.evaluation.metrics` vs ``speechbrain.utils.metric_stats``
   (on a smaller list, which it can handle); trials/s compared.
-* data preparation: :func:`speechbrain_eres2net.dataprep.prepare_voxceleb`
-  over a generated VoxCeleb-shaped tree of tiny wav files vs a naive
+* data preparation:
+  :func:`speechbrain_eres2net.dataio.voxceleb_prepare.prepare_voxceleb` over a
+  generated VoxCeleb-shaped tree of tiny wav files vs a naive
   single-threaded ``soundfile.info`` loop over the same files; files/s.
 
 Each measurement runs in a fresh process for its peak RSS.
@@ -41,14 +42,14 @@ def synthetic_trials(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def score(n: int, backend: str) -> dict:
     """EER and minDCF at p_target 0.01 and 0.05 over ``n`` trials (worker).
 
-    ``backend`` is ``"ours"`` (:mod:`speechbrain_eres2net.metrics`) or
+    ``backend`` is ``"ours"`` (:mod:`speechbrain_eres2net.evaluation.metrics`) or
     ``"speechbrain"`` (``speechbrain.utils.metric_stats``, whose ``minDCF``
     is not normalised: it is divided here by ``min(p_target, 1 - p_target)``,
     c_miss = c_fa = 1, to compare).
     """
     scores, labels = synthetic_trials(n)
     if backend == "ours":
-        from speechbrain_eres2net.metrics import compute_eer, compute_min_dcf
+        from speechbrain_eres2net.evaluation.metrics import compute_eer, compute_min_dcf
 
         def eer() -> float:
             return compute_eer(scores, labels)[0]
@@ -172,7 +173,7 @@ def voxceleb_tree(num_files: int, cache: Path = CACHE) -> Path:
 
 def prepare_ours(root: str, num_workers: int = 2) -> dict:
     """prepare_voxceleb into a fresh folder (worker function)."""
-    from speechbrain_eres2net.dataprep import prepare_voxceleb
+    from speechbrain_eres2net.dataio.voxceleb_prepare import prepare_voxceleb
 
     save = tempfile.mkdtemp(prefix="eres2net_prep_")
     try:

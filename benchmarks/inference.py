@@ -11,17 +11,19 @@ import io
 import math
 from collections.abc import Sequence
 from functools import partial
+from typing import Optional
 
 import torch
 from torch import nn
 
 from speechbrain_eres2net import KaldiFbank
-from speechbrain_eres2net.fastpath import (
-    embed_long,
+from speechbrain_eres2net.inference.embedder import length_batches
+from speechbrain_eres2net.inference.fastpath import (
     fold_batchnorms,
     optimize_for_inference,
 )
-from speechbrain_eres2net.inference import BATCH_SECONDS, length_batches
+from speechbrain_eres2net.inference.long import embed_long
+from speechbrain_eres2net.settings import batch_seconds as default_batch_seconds
 
 from .common import (
     REALSPK,
@@ -272,7 +274,7 @@ def _dev_wavs(limit: int) -> list[torch.Tensor]:
 def bench_throughput(
     limit: int = 240,
     threads: int = 2,
-    batch_seconds: float = BATCH_SECONDS[0],
+    batch_seconds: Optional[float] = None,
     repeats: int = 1,
 ) -> list[Row]:
     """Utterances/s over the realspk dev list: ours batched vs official one by one.
@@ -289,6 +291,8 @@ def bench_throughput(
             Row("throughput", "realspk dev", None, note=f"skipped: {REALSPK} absent")
         ]
     set_threads(threads)
+    if batch_seconds is None:
+        batch_seconds = default_batch_seconds("cpu")
     wavs = _dev_wavs(limit)
     fbank = KaldiFbank()
     with torch.inference_mode():

@@ -2,7 +2,7 @@
 
 One step = forward of a batch of random crops (features), the cosine
 classifier of our recipe (SpeechBrain's ECAPA ``Classifier``), the AAM
-softmax of :class:`speechbrain_eres2net.training.ArcMarginLoss`, backward
+softmax of :class:`speechbrain_eres2net.nnet.losses.ArcMarginLoss`, backward
 and an SGD step (momentum 0.9, Nesterov, weight decay 1e-4, the official
 recipe's optimiser). On CPU every configuration runs in its own process so
 that its peak RSS can be read; on a GPU ``torch.cuda.max_memory_allocated``
@@ -29,7 +29,7 @@ def _step_parts(implementation: str, m_channels: int, device: str):
     """(embedding function, parameters) of the official model or ours."""
     from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
-    from speechbrain_eres2net.training import ArcMarginLoss
+    from speechbrain_eres2net.nnet.losses import ArcMarginLoss
 
     reference, ours = twin_models(m_channels)
     model = (reference if implementation == "official" else ours).to(device).train()

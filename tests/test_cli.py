@@ -23,9 +23,9 @@ from test_hub import (  # noqa: E402
 )
 from test_import_3dspeaker import imported_folder  # noqa: E402
 
-from speechbrain_eres2net import audio  # noqa: E402
+import speechbrain_eres2net.dataio.audio as audio_module
 from speechbrain_eres2net.cli import main  # noqa: E402
-from speechbrain_eres2net.inference import SpeakerEmbedder  # noqa: E402
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 
 
 def read_kaldi_scp(scp: Path) -> dict[str, np.ndarray]:
@@ -189,7 +189,7 @@ def test_bad_input_in_a_fresh_process_has_no_traceback(bad_files):
 def test_other_rates_and_channels_are_converted_and_said_once(
     tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.setattr(audio, "_announced", set())
+    monkeypatch.setattr(audio_module, "_announced", set())
     sources = real_wavs(2)
     files = []
     for i, src in enumerate(sources):
@@ -222,7 +222,7 @@ def test_verify_uses_stored_or_given_threshold(tmp_path, capsys):
     )
     code, out, _ = run_cli(["verify", "--model", folder, same, same], capsys)
     assert code == 0
-    assert out.strip() == "score 1.0000 threshold 0.5000 -> same speaker"
+    assert out.strip() == "score 1.0000 > 0.5000 (cosine threshold) -> same speaker"
     code, out, _ = run_cli(
         ["verify", "--model", folder, same, same, "--threshold", "1.5"], capsys
     )
@@ -230,8 +230,9 @@ def test_verify_uses_stored_or_given_threshold(tmp_path, capsys):
     code, out, err = run_cli(
         ["verify", "--model", imported_folder(), same, same], capsys
     )
-    assert code == 1 and out.startswith("score 1.0000")
-    assert "stores no verification threshold; pass --threshold" in err
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "neither a calibration nor a verification threshold" in err
+    assert "cosine score 1.0000" in err and "pass --threshold" in err
 
 
 def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
@@ -252,7 +253,7 @@ def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
         capsys,
     )
     assert code == 0, err
-    from speechbrain_eres2net.inference import evaluate_embedder
+    from speechbrain_eres2net.evaluation.pipeline import evaluate_embedder
 
     expected = evaluate_embedder(
         SpeakerEmbedder.from_folder(imported_folder(), fast=False), trials, realspk
@@ -267,7 +268,7 @@ def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
 def test_export_hub_cli_with_overrides_and_push(tmp_path, capsys, monkeypatch):
     out_dir, hp = recipe_run()
     pushed = []
-    import speechbrain_eres2net.hub as hub
+    import speechbrain_eres2net.export.hub as hub
 
     monkeypatch.setattr(
         hub,
@@ -311,9 +312,9 @@ def test_export_hub_cli_with_overrides_and_push(tmp_path, capsys, monkeypatch):
 
 def test_quickstart_passes_its_arguments_through(monkeypatch):
     seen = []
-    fake = types.ModuleType("speechbrain_eres2net.quickstart")
+    fake = types.ModuleType("speechbrain_eres2net.cli.quickstart")
     fake.main = lambda argv=None: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "speechbrain_eres2net.quickstart", fake)
+    monkeypatch.setitem(sys.modules, "speechbrain_eres2net.cli.quickstart", fake)
     assert main(["quickstart", "--epochs", "2", "--help"]) == 3
     assert seen == [["--epochs", "2", "--help"]]
 

@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechbrain_eres2net import dataprep
-from speechbrain_eres2net.dataprep import (
+import speechbrain_eres2net.dataio.voxceleb_prepare as voxceleb_prepare
+from speechbrain_eres2net.dataio.m4a import convert_m4a_tree
+from speechbrain_eres2net.dataio.trials import read_trials, read_trials_indexed
+from speechbrain_eres2net.dataio.voxceleb_prepare import (
     CSV_COLUMNS,
-    convert_m4a_tree,
+    MANIFEST_NAME,
+    UNREADABLE_REPORT,
     prepare_voxceleb,
     read_headers,
-    read_trials,
     scan_audio,
 )
 
@@ -143,8 +145,8 @@ def test_second_run_does_no_work(corpus, monkeypatch):
     def fail(*_args, **_kwargs):
         raise AssertionError("headers read again")
 
-    monkeypatch.setattr(dataprep, "read_headers", fail)
-    monkeypatch.setattr(dataprep, "scan_audio", fail)
+    monkeypatch.setattr(voxceleb_prepare, "read_headers", fail)
+    monkeypatch.setattr(voxceleb_prepare, "scan_audio", fail)
     again = prepare_voxceleb(*args, verification_pairs_file=corpus["trials"])
     assert again == out
     assert {p: os.stat(p).st_mtime_ns for p in out.values()} == mtimes
@@ -163,10 +165,10 @@ def test_changed_option_redoes(corpus, change):
     options = {"verification_pairs_file": corpus["trials"]}
     out = prepare_voxceleb(corpus["roots"], corpus["save"], **options)
     before = Path(out["dev"]).read_text()
-    manifest = (corpus["save"] / dataprep.MANIFEST_NAME).read_text()
+    manifest = (corpus["save"] / MANIFEST_NAME).read_text()
     time.sleep(0.01)
     prepare_voxceleb(corpus["roots"], corpus["save"], **{**options, **change})
-    assert (corpus["save"] / dataprep.MANIFEST_NAME).read_text() != manifest
+    assert (corpus["save"] / MANIFEST_NAME).read_text() != manifest
     if "verification_pairs_file" not in change:
         assert Path(out["dev"]).read_text() != before
 
@@ -187,7 +189,7 @@ def test_edited_trial_list_redoes(corpus):
 def test_no_temp_files_and_crash_keeps_old_files(corpus, monkeypatch):
     out = prepare_voxceleb(corpus["roots"], corpus["save"])
     old = {p: Path(p).read_bytes() for p in out.values()}
-    manifest = (corpus["save"] / dataprep.MANIFEST_NAME).read_bytes()
+    manifest = (corpus["save"] / MANIFEST_NAME).read_bytes()
 
     real_writer = csv.writer
 
@@ -204,14 +206,14 @@ def test_no_temp_files_and_crash_keeps_old_files(corpus, monkeypatch):
             self.inner.writerow(next(iter(rows)))
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(dataprep.csv, "writer", CrashingWriter)
+    monkeypatch.setattr(csv, "writer", CrashingWriter)
     with pytest.raises(KeyboardInterrupt):
         prepare_voxceleb(corpus["roots"], corpus["save"], seed=99)
     assert {p: Path(p).read_bytes() for p in out.values()} == old
-    assert (corpus["save"] / dataprep.MANIFEST_NAME).read_bytes() == manifest
+    assert (corpus["save"] / MANIFEST_NAME).read_bytes() == manifest
     assert sorted(p.name for p in corpus["save"].iterdir()) == [
         "dev.csv",
-        dataprep.MANIFEST_NAME,
+        MANIFEST_NAME,
         "train.csv",
     ]
     mode = stat.S_IMODE(os.stat(out["train"]).st_mode)
@@ -228,7 +230,7 @@ def test_unreadable_audio_reported_rest_prepared(corpus):
     bad.write_bytes(b"RIFF\x00\x00\x00\x00garbage")
     with pytest.warns(UserWarning, match="1 unreadable audio file"):
         out = prepare_voxceleb(corpus["roots"], corpus["save"])
-    report = corpus["save"] / dataprep.UNREADABLE_REPORT
+    report = corpus["save"] / UNREADABLE_REPORT
     lines = report.read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith(str(bad.resolve()))
     rows = read_csv(out["train"]) + read_csv(out["dev"])
@@ -307,15 +309,15 @@ def test_headers_use_threads_only_when_reads_wait_on_storage(corpus, monkeypatch
     root = corpus["roots"][0] / "wav"
     files = [root / r for r in scan_audio(root)]
     expected = read_headers(files, num_workers=1)
-    monkeypatch.setattr(dataprep, "_HEADER_CHUNK", 4)  # several chunks
+    monkeypatch.setattr(voxceleb_prepare, "_HEADER_CHUNK", 4)  # several chunks
 
     class NoPool:
         def __init__(self, *args, **kwargs):
             raise AssertionError("cached headers must not go to a thread pool")
 
-    real_pool = dataprep.ThreadPoolExecutor
-    monkeypatch.setattr(dataprep, "ThreadPoolExecutor", NoPool)
-    monkeypatch.setattr(dataprep, "_IO_BOUND_SECONDS", 10.0)  # "fast" storage
+    real_pool = voxceleb_prepare.ThreadPoolExecutor
+    monkeypatch.setattr(voxceleb_prepare, "ThreadPoolExecutor", NoPool)
+    monkeypatch.setattr(voxceleb_prepare, "_IO_BOUND_SECONDS", 10.0)  # "fast" storage
     assert read_headers(files, num_workers=4) == expected
 
     pools = []
@@ -324,8 +326,8 @@ def test_headers_use_threads_only_when_reads_wait_on_storage(corpus, monkeypatch
         pools.append(kwargs.get("max_workers"))
         return real_pool(*args, **kwargs)
 
-    monkeypatch.setattr(dataprep, "ThreadPoolExecutor", counting_pool)
-    monkeypatch.setattr(dataprep, "_IO_BOUND_SECONDS", 0.0)  # "slow" storage
+    monkeypatch.setattr(voxceleb_prepare, "ThreadPoolExecutor", counting_pool)
+    monkeypatch.setattr(voxceleb_prepare, "_IO_BOUND_SECONDS", 0.0)  # "slow" storage
     assert read_headers(files, num_workers=4) == expected  # same order
     assert pools == [4]
 
@@ -483,7 +485,7 @@ def test_read_trials_large_list_in_blocks(tmp_path):
     assert labels.tolist() == lab.tolist()
     assert enrol == [names[i] for i in e] and test == [names[i] for i in t]
     assert len({id(s) for s in enrol + test}) == len(set(enrol + test))
-    labels, unique, left, right = dataprep.read_trials_indexed(path)
+    labels, unique, left, right = read_trials_indexed(path)
     assert [unique[i] for i in left[:50]] == enrol[:50]
     assert sorted(unique) == sorted(set(enrol + test))
 

@@ -85,9 +85,9 @@ def test_two_gloo_processes_finish_an_epoch_with_equal_weights(tmp_path):
     for key, value in saved.items():
         assert torch.allclose(value, ranks[0]["embedding_model"][key], atol=1e-6)
     # Training changed the model: a fresh one of the same seed differs.
-    from speechbrain_eres2net import training
+    from speechbrain_eres2net.training.recipe import load_hparams
 
-    fresh = training.load_hparams(
+    fresh = load_hparams(
         REPO / "hparams" / "quickstart.yaml",
         {
             "data_folder": corpus["root"],

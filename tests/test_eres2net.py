@@ -9,7 +9,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_eres2net import AFF, ERes2Net, SumFusion
-from speechbrain_eres2net.fusion import ConcatFusion
+from speechbrain_eres2net.lobes.fusion import ConcatFusion
 
 TINY = {"m_channels": 8, "num_blocks": [1, 1, 1, 1]}
 
@@ -143,7 +143,7 @@ def test_yaml_instantiation_with_ablation_switches():
         lff_stages: []
         fusion: concat
         global_fusion: false
-    lff_model: !new:speechbrain_eres2net.eres2net.ERes2Net
+    lff_model: !new:speechbrain_eres2net.lobes.eres2net.ERes2Net
         m_channels: 8
         num_blocks: [1, 1, 1, 1]
     """
@@ -203,7 +203,7 @@ def _saved_bytes(fn) -> int:
 
 
 def test_aff_training_backward_matches_autograd_and_keeps_less():
-    from speechbrain_eres2net.fusion import _gated_mix
+    from speechbrain_eres2net.lobes.fusion import _gated_mix
 
     torch.manual_seed(0)
     x, y, logits = (torch.randn(2, 8, 5, 9, requires_grad=True) for _ in range(3))
@@ -213,7 +213,7 @@ def test_aff_training_backward_matches_autograd_and_keeps_less():
         return _gated_mix(x, y, torch.tanh(logits))
 
     def lean():
-        from speechbrain_eres2net.fusion import _GatedMix
+        from speechbrain_eres2net.lobes.fusion import _GatedMix
 
         return _GatedMix.apply(x, y, logits)
 

@@ -7,13 +7,12 @@ import torch
 from torch import nn
 
 from speechbrain_eres2net import ERes2Net
-from speechbrain_eres2net.fastpath import (
+from speechbrain_eres2net.inference.fastpath import (
     FastERes2Net,
-    embed_long,
     fold_batchnorms,
     optimize_for_inference,
-    window_starts,
 )
+from speechbrain_eres2net.inference.long import embed_long, window_starts
 
 MIN_COSINE = 0.9999
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from speechbrain_eres2net.files import (
+from speechbrain_eres2net.dataio.files import (
     atomic_folder,
     atomic_open,
     atomic_path,

@@ -28,13 +28,11 @@ from hyperpyyaml import load_hyperpyyaml
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REALSPK, REPO, randomize_batchnorm  # noqa: E402
 
-from speechbrain_eres2net.hub import (  # noqa: E402
-    FolderPretrainer,
-    export_hub,
-    latest_checkpoint,
-    push_to_hub,
-    training_nodes,
-)
+from speechbrain_eres2net.export.hub import push_to_hub
+from speechbrain_eres2net.export.recipe import export_hub
+from speechbrain_eres2net.export.yaml_nodes import training_nodes
+from speechbrain_eres2net.inference.folder import FolderPretrainer
+from speechbrain_eres2net.training.checkpoints import latest_checkpoint
 
 QUICKSTART_YAML = REPO / "hparams" / "quickstart.yaml"
 N_SPEAKERS = 7
@@ -208,7 +206,7 @@ def test_folder_is_relocatable_and_names_our_classes(tmp_path):
     folder = recipe_folder()
     text = (folder / "hyperparams.yaml").read_text()
     assert "!new:speechbrain_eres2net.ERes2Net" in text
-    assert "speechbrain_eres2net.hub.FolderPretrainer" in text
+    assert "!new:speechbrain_eres2net.FolderPretrainer" in text
     assert str(folder.parent) not in text and "/tmp" not in text
     expected = {
         "hyperparams.yaml",
@@ -259,7 +257,8 @@ def test_export_measures_threshold_on_trials(tmp_path, realspk):
         data_root=realspk,
         training_data="realspk (test fixture)",
     )
-    from speechbrain_eres2net.inference import SpeakerEmbedder, evaluate_embedder
+    from speechbrain_eres2net.evaluation.pipeline import evaluate_embedder
+    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 
     embedder = SpeakerEmbedder.from_folder(folder, fast=False)
     assert embedder.threshold is not None

@@ -23,8 +23,9 @@ from conftest import randomize_batchnorm  # noqa: E402
 from oracle import official  # noqa: E402
 from test_hub import real_wavs, scratch_dir, trial_subset  # noqa: E402
 
-from speechbrain_eres2net.hub import import_3dspeaker  # noqa: E402
-from speechbrain_eres2net.inference import SpeakerEmbedder, load_pretrained  # noqa: E402
+from speechbrain_eres2net.export.import_3dspeaker import import_3dspeaker
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+from speechbrain_eres2net.inference.folder import load_model_folder
 
 
 def official_fbank(wav: torch.Tensor) -> torch.Tensor:
@@ -72,7 +73,7 @@ def test_import_matches_official_front_end_and_model(realspk):
         ref = torch.stack([model(official_fbank(w).unsqueeze(0))[0] for w in wavs])
 
     # SpeechBrain's own class, one utterance at a time: the official numbers.
-    verifier = load_pretrained(folder)
+    verifier = load_model_folder(folder)
     single = torch.stack([verifier.encode_batch(w.unsqueeze(0))[0, 0] for w in wavs])
     assert (single - ref).abs().max() <= 1e-4
 
@@ -95,8 +96,8 @@ def test_import_v2_keeps_every_tensor():
     folder = import_3dspeaker(path, path.parent / "imported_v2")
     text = (folder / "hyperparams.yaml").read_text()
     assert "global_fusion: last" in text and "embedding_size: 48" in text
-    loaded = load_pretrained(folder).mods.embedding_model
-    from speechbrain_eres2net.checkpoints import to_3dspeaker
+    loaded = load_model_folder(folder).mods.embedding_model
+    from speechbrain_eres2net.lobes.eres2net_3dspeaker import to_3dspeaker
 
     back = to_3dspeaker(loaded)
     official_state = model.state_dict()

@@ -9,7 +9,8 @@ import torch
 from speechbrain.processing.features import InputNormalization
 
 from speechbrain_eres2net import ERes2Net, KaldiFbank
-from speechbrain_eres2net.inference import BATCH_SECONDS, SpeakerEmbedder
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+from speechbrain_eres2net.settings import batch_seconds
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_batch_size_still_caps_utterances(embedder, files, monkeypatch):
 def test_default_budget_follows_the_device(embedder, files, monkeypatch):
     batches = record_batches(embedder, monkeypatch)
     embedder.embed_files(files, progress=False)
-    cpu_budget = BATCH_SECONDS[0]
+    cpu_budget = batch_seconds("cpu")
     assert all(len(b) == 1 or len(b) * max(b) <= cpu_budget for b in batches)
     with pytest.raises(ValueError, match="batch_seconds"):
         embedder.embed_files(files, progress=False, batch_seconds=0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from speechbrain.utils import metric_stats
 
-from speechbrain_eres2net.metrics import (
+from speechbrain_eres2net.evaluation.metrics import (
     asnorm,
     cohort_stats,
     compute_eer,

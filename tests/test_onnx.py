@@ -14,14 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_hub import real_wavs, recipe_folder  # noqa: E402
 from test_import_3dspeaker import imported_folder  # noqa: E402
 
-from speechbrain_eres2net.features import KaldiFbank  # noqa: E402
-from speechbrain_eres2net.inference import SpeakerEmbedder  # noqa: E402
-from speechbrain_eres2net.onnx_export import (  # noqa: E402
+from speechbrain_eres2net.export.onnx import (
     OPSET,
     ExportableKaldiFbank,
     export_onnx,
     exportable_front_end,
 )
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+from speechbrain_eres2net.lobes.features import KaldiFbank
 
 onnx = pytest.importorskip("onnx", reason="onnx is an optional dependency (export)")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is optional (export)")

@@ -7,9 +7,8 @@ import torch
 from oracle import official
 
 from speechbrain_eres2net import ERes2Net
-from speechbrain_eres2net.checkpoints import (
+from speechbrain_eres2net.lobes.eres2net_3dspeaker import (
     infer_config,
-    load_3dspeaker,
     official_to_ours,
     to_3dspeaker,
 )
@@ -51,7 +50,7 @@ def test_eval_embeddings_match_official(oracle, randomize_bn, variant, frames):
 @pytest.mark.parametrize("variant", ["v2", "huge"])
 def test_other_official_variants_match(oracle, randomize_bn, variant):
     reference = official_model(oracle, variant, randomize_bn).eval()
-    ours = load_3dspeaker(reference.state_dict())
+    ours = ERes2Net.from_3dspeaker(reference.state_dict())
     x = torch.randn(1, 120, 80)
     with torch.no_grad():
         assert (ours(x)[:, 0] - reference(x.clone())).abs().max() <= 1e-4
@@ -59,7 +58,7 @@ def test_other_official_variants_match(oracle, randomize_bn, variant):
 
 def test_train_mode_gradients_match_official(oracle, randomize_bn):
     reference = official_model(oracle, "base", randomize_bn).train()
-    ours = load_3dspeaker(reference.state_dict()).train()
+    ours = ERes2Net.from_3dspeaker(reference.state_dict()).train()
     x = torch.randn(2, 120, 80)
     target = torch.randn(2, 192)
     loss_ref = ((reference(x.clone()) - target) ** 2).mean()
@@ -100,7 +99,7 @@ def test_variant_is_inferred_and_state_dict_round_trips(oracle, randomize_bn, va
     )
     assert got == expected
     assert config["lff_stages"] == [3, 4] and config["num_blocks"] == [3, 4, 6, 3]
-    back = to_3dspeaker(load_3dspeaker(state))
+    back = to_3dspeaker(ERes2Net.from_3dspeaker(state))
     assert back.keys() == state.keys()
     assert all(torch.equal(back[k], state[k]) for k in state)
 
@@ -109,7 +108,7 @@ def test_loads_from_file_and_ddp_prefix(tmp_path, oracle, randomize_bn):
     state = official_model(oracle, "base", randomize_bn).state_dict()
     path = tmp_path / "pretrained_eres2net.ckpt"
     torch.save({"module." + k: v for k, v in state.items()}, path)
-    model = load_3dspeaker(str(path))
+    model = ERes2Net.from_3dspeaker(str(path))
     assert not model.training
     assert torch.equal(model.embedding.weight, state["seg_1.weight"])
 
@@ -122,22 +121,22 @@ def test_bad_checkpoints_name_the_offending_tensor(tmp_path):
         ValueError,
         match=r"missing tensors \['layer3\.0\.fuse_models\.0\.local_att\.3\.bias'\]",
     ):
-        load_3dspeaker(missing)
+        ERes2Net.from_3dspeaker(missing)
     extra = {**state, "layer1.0.mystery.weight": torch.zeros(1)}
     with pytest.raises(ValueError, match="layer1.0.mystery.weight"):
-        load_3dspeaker(extra)
+        ERes2Net.from_3dspeaker(extra)
     shaped = {**state, "layer2.0.convs.1.weight": torch.zeros(3, 3, 3, 3)}
     with pytest.raises(
         ValueError, match=r"'layer2\.0\.convs\.1\.weight' has shape \(3, 3, 3, 3\)"
     ):
-        load_3dspeaker(shaped)
+        ERes2Net.from_3dspeaker(shaped)
     with pytest.raises(ValueError, match="conv1.weight"):
-        load_3dspeaker({"seg_1.weight": torch.zeros(2, 2)})
+        ERes2Net.from_3dspeaker({"seg_1.weight": torch.zeros(2, 2)})
     with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
-        load_3dspeaker(str(tmp_path / "nowhere.ckpt"))
+        ERes2Net.from_3dspeaker(str(tmp_path / "nowhere.ckpt"))
     (tmp_path / "junk.ckpt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="junk.ckpt"):
-        load_3dspeaker(str(tmp_path / "junk.ckpt"))
+        ERes2Net.from_3dspeaker(str(tmp_path / "junk.ckpt"))
 
 
 @pytest.mark.parametrize("base_width", [24, 26, 32])
@@ -149,7 +148,7 @@ def test_small_variants_round_trip_through_official_keys(m_channels, base_width)
         num_blocks=[1, 1, 1, 1],
         global_fusion="last",
     ).eval()
-    again = load_3dspeaker(to_3dspeaker(model))
+    again = ERes2Net.from_3dspeaker(to_3dspeaker(model))
     assert again.global_fusion == "last"
     x = torch.randn(1, 30, 80)
     with torch.no_grad():

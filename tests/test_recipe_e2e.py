@@ -1,7 +1,7 @@
 """End to end: prepare -> train -> verify on the real corpus, and the quickstart.
 
 The real-corpus test runs the quickstart recipe (prepare_voxceleb, the
-SpeakerBrain training of ``quickstart.yaml``, full-length embeddings, EER)
+SpeakerBrain training of ``yaml``, full-length embeddings, EER)
 with the tiny ERes2Net (0.33 M parameters) on the 100 train speakers of
 realspk, and scores ``dev_trials.txt`` (30 unseen speakers) before and after
 training. Run with ``pytest -s`` to see both EERs.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from speechbrain_eres2net import quickstart
-from speechbrain_eres2net.synthetic import make_corpus
+from speechbrain_eres2net.cli.quickstart import main, parse_args, run
+from speechbrain_eres2net.dataio.synthetic import make_corpus
 
 REALSPK = Path(
     os.environ.get(
@@ -38,7 +38,7 @@ REALSPK = Path(
 )
 def test_recipe_end_to_end_on_realspk(tmp_path):
     out = tmp_path / "realspk"
-    args = quickstart.parse_args(
+    args = parse_args(
         [
             "--data_folder",
             str(REALSPK),
@@ -49,7 +49,7 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
             "--no_export",
         ]
     )
-    summary = quickstart.run(args)
+    summary = run(args)
     print(
         f"\nrealspk dev_trials EER: untrained {100 * summary['untrained_eer']:.2f} %"
         f" -> trained {100 * summary['eer']:.2f} %"
@@ -68,7 +68,7 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
 
 
 def test_quickstart_bad_folder_is_one_line_error(tmp_path, capsys):
-    status = quickstart.main(["--data_folder", str(tmp_path / "missing")])
+    status = main(["--data_folder", str(tmp_path / "missing")])
     assert status == 1
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed == [
@@ -76,7 +76,7 @@ def test_quickstart_bad_folder_is_one_line_error(tmp_path, capsys):
         "is not a folder"
     ]
     (tmp_path / "corpus").mkdir()
-    assert quickstart.main(["--data_folder", str(tmp_path / "corpus")]) == 1
+    assert main(["--data_folder", str(tmp_path / "corpus")]) == 1
     assert "dev_trials.txt not found" in capsys.readouterr().out
 
 

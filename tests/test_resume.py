@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_eres2net.synthetic import make_corpus
+from speechbrain_eres2net.dataio.synthetic import make_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "recipes" / "VoxCeleb" / "ERes2Net" / "train_speaker_embeddings.py"
@@ -24,7 +24,7 @@ SCRIPT = REPO / "recipes" / "VoxCeleb" / "ERes2Net" / "train_speaker_embeddings.
 # Runs the recipe script, dying hard at the CRASH_AT-th training batch.
 CRASHING_DRIVER = """
 import os, runpy, sys
-from speechbrain_eres2net import training
+from speechbrain_eres2net.training.brain import SpeakerBrain
 
 crash_at = int(os.environ["CRASH_AT"])
 seen = 0
@@ -35,7 +35,7 @@ def on_fit_batch_end(self, batch, outputs, loss, should_step):
     if seen == crash_at:
         os._exit(17)
 
-training.SpeakerBrain.on_fit_batch_end = on_fit_batch_end
+SpeakerBrain.on_fit_batch_end = on_fit_batch_end
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

@@ -14,11 +14,28 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
-from speechbrain_eres2net import training
-from speechbrain_eres2net.checkpoints import to_3dspeaker
-from speechbrain_eres2net.dataprep import prepare_voxceleb
-from speechbrain_eres2net.eres2net import ERes2Net
-from speechbrain_eres2net.synthetic import make_corpus
+from speechbrain_eres2net.augment.environment import EnvCorruption
+from speechbrain_eres2net.augment.speed import change_speed, num_classes
+from speechbrain_eres2net.dataio.synthetic import make_corpus
+from speechbrain_eres2net.dataio.voxceleb_prepare import prepare_voxceleb
+from speechbrain_eres2net.lobes.eres2net import ERes2Net
+from speechbrain_eres2net.lobes.eres2net_3dspeaker import to_3dspeaker
+from speechbrain_eres2net.nnet.losses import ArcMarginLoss
+from speechbrain_eres2net.nnet.schedulers import MarginSchedule, WarmupCosineLR
+from speechbrain_eres2net.training.brain import SpeakerBrain
+from speechbrain_eres2net.training.data import (
+    build_datasets,
+    dataloader_options,
+    per_process_batch_size,
+    random_window,
+    read_csv_rows,
+)
+from speechbrain_eres2net.training.recipe import (
+    fit_classifier_size,
+    load_hparams,
+    load_pretrained,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HPARAMS = REPO / "hparams"
@@ -37,7 +54,7 @@ TRAINING_YAMLS = [
 
 
 def test_lr_schedule_official_endpoints():
-    sched = training.WarmupCosineLR(0.2, 5e-5, warmup_epochs=5, total_epochs=70)
+    sched = WarmupCosineLR(0.2, 5e-5, warmup_epochs=5, total_epochs=70)
     assert sched.value(0) == pytest.approx(5e-5)
     assert sched.value(2.5) == pytest.approx((0.2 + 5e-5) / 2)
     assert sched.value(5) == pytest.approx(0.2)
@@ -53,7 +70,7 @@ def test_lr_schedule_official_endpoints():
 
 
 def test_margin_schedule_official_values():
-    sched = training.MarginSchedule(0.3, start_epoch=20, end_epoch=50)
+    sched = MarginSchedule(0.3, start_epoch=20, end_epoch=50)
     assert sched.value(0) == 0.0
     assert sched.value(19.999) == 0.0
     assert sched.value(20) == pytest.approx(0.0)
@@ -64,27 +81,27 @@ def test_margin_schedule_official_values():
     assert sched.value(23) == pytest.approx(0.15, abs=0.002)
     assert sched.value(30) == pytest.approx(0.27, abs=0.001)
     assert sched.value(50) == 0.3 and sched.value(70) == 0.3
-    linear = training.MarginSchedule(0.3, 20, 50, curve="linear")
+    linear = MarginSchedule(0.3, 20, 50, curve="linear")
     assert linear.value(35) == pytest.approx(0.15)
     with pytest.raises(ValueError, match="curve"):
-        training.MarginSchedule(0.3, 20, 50, curve="cubic")
+        MarginSchedule(0.3, 20, 50, curve="cubic")
 
 
 def test_schedules_drive_optimizer_and_loss_and_survive_checkpoint(tmp_path):
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=1.0)
-    lr_sched = training.WarmupCosineLR(0.2, 5e-5, 5, 70)
+    lr_sched = WarmupCosineLR(0.2, 5e-5, 5, 70)
     assert lr_sched(opt, 1.0) == pytest.approx(opt.param_groups[0]["lr"])
-    loss = training.ArcMarginLoss(scale=32)
-    margin_sched = training.MarginSchedule(0.3, 20, 50)
+    loss = ArcMarginLoss(scale=32)
+    margin_sched = MarginSchedule(0.3, 20, 50)
     margin_sched(loss, 30.0)
     assert loss.margin == pytest.approx(0.27, abs=1e-3)
     ckpt = sb.utils.checkpoints.Checkpointer(
         tmp_path, {"lr": lr_sched, "margin": margin_sched}
     )
     ckpt.save_checkpoint()
-    fresh_lr = training.WarmupCosineLR(0.2, 5e-5, 5, 70)
-    fresh_margin = training.MarginSchedule(0.3, 20, 50)
+    fresh_lr = WarmupCosineLR(0.2, 5e-5, 5, 70)
+    fresh_margin = MarginSchedule(0.3, 20, 50)
     sb.utils.checkpoints.Checkpointer(
         tmp_path, {"lr": fresh_lr, "margin": fresh_margin}
     ).recover_if_possible()
@@ -94,9 +111,9 @@ def test_schedules_drive_optimizer_and_loss_and_survive_checkpoint(tmp_path):
 
 def test_bad_schedules_are_rejected():
     with pytest.raises(ValueError, match="total_epochs"):
-        training.WarmupCosineLR(0.2, 5e-5, warmup_epochs=5, total_epochs=5)
+        WarmupCosineLR(0.2, 5e-5, warmup_epochs=5, total_epochs=5)
     with pytest.raises(ValueError, match="end_epoch"):
-        training.MarginSchedule(0.3, start_epoch=5, end_epoch=2)
+        MarginSchedule(0.3, start_epoch=5, end_epoch=2)
 
 
 # ---------------------------------------------------------------- loss
@@ -106,7 +123,7 @@ def test_arc_margin_loss_matches_formula():
     torch.manual_seed(0)
     cosines = torch.rand(6, 1, 5) * 2 - 1
     labels = torch.tensor([0, 1, 2, 3, 4, 0]).unsqueeze(1)
-    loss = training.ArcMarginLoss(scale=32, margin=0.0)
+    loss = ArcMarginLoss(scale=32, margin=0.0)
     plain = F.cross_entropy(32 * cosines.squeeze(1), labels.squeeze(1))
     assert loss(cosines, labels) == pytest.approx(float(plain), rel=1e-5)
 
@@ -158,17 +175,17 @@ def tiny_hparams(corpus, tmp_path, **overrides):
         "number_of_epochs": 2,
     }
     base.update(overrides)
-    return training.load_hparams(HPARAMS / "quickstart.yaml", base)
+    return load_hparams(HPARAMS / "quickstart.yaml", base)
 
 
 def test_speed_perturbation_makes_new_speakers(corpus, tmp_path):
     hparams = tiny_hparams(
         corpus, tmp_path, speed_perturb=True, feature_cache=False, out_n_neurons=9
     )
-    train_data, _, encoder = training.build_datasets(hparams, progress=False)
+    train_data, _, encoder = build_datasets(hparams, progress=False)
     num_speakers = len(encoder.lab2ind)
     assert num_speakers == 3
-    assert training.num_classes(hparams, num_speakers) == 9
+    assert num_classes(hparams, num_speakers) == 9
     seen = set()
     for epoch in range(1, 6):
         hparams["epoch_clock"].epoch = epoch
@@ -183,9 +200,9 @@ def test_speed_perturbation_makes_new_speakers(corpus, tmp_path):
     assert seen == {0, 1, 2}
     # Speed 1.1 plays faster: fewer samples, as sox speed + rate.
     wav = torch.randn(16000)
-    assert training.change_speed(wav, 1.1).shape[0] == pytest.approx(16000 / 1.1, abs=1)
-    assert training.change_speed(wav, 0.9).shape[0] == pytest.approx(16000 / 0.9, abs=1)
-    assert training.change_speed(wav, 1.0) is wav
+    assert change_speed(wav, 1.1).shape[0] == pytest.approx(16000 / 1.1, abs=1)
+    assert change_speed(wav, 0.9).shape[0] == pytest.approx(16000 / 0.9, abs=1)
+    assert change_speed(wav, 1.0) is wav
 
 
 def test_fit_classifier_size_reloads_with_speakers_times_speeds(corpus, tmp_path):
@@ -195,18 +212,16 @@ def test_fit_classifier_size_reloads_with_speakers_times_speeds(corpus, tmp_path
         "train_annotation": corpus["train_csv"],
         "speed_perturb": True,
     }
-    hparams = training.load_hparams(HPARAMS / "quickstart.yaml", overrides)
-    sized = training.fit_classifier_size(
-        HPARAMS / "quickstart.yaml", overrides, hparams
-    )
+    hparams = load_hparams(HPARAMS / "quickstart.yaml", overrides)
+    sized = fit_classifier_size(HPARAMS / "quickstart.yaml", overrides, hparams)
     assert sized["out_n_neurons"] == 9
     assert sized["classifier"].weight.shape[0] == 9
-    fixed = training.load_hparams(
+    fixed = load_hparams(
         HPARAMS / "quickstart.yaml",
         {**overrides, "auto_out_neurons": False, "out_n_neurons": 4},
     )
     with pytest.raises(ValueError, match="need 9 classes"):
-        training.fit_classifier_size(HPARAMS / "quickstart.yaml", overrides, fixed)
+        fit_classifier_size(HPARAMS / "quickstart.yaml", overrides, fixed)
 
 
 def write_chunk_csv(path, wav, spk, chunks):
@@ -227,7 +242,7 @@ def test_crop_stays_inside_speechbrain_chunks(tmp_path):
     csv_path = tmp_path / "chunks.csv"
     chunks = [(0, 48000), (48000, 96000), (16000, 16000 + 24000)]
     write_chunk_csv(csv_path, wav, "spkA", chunks)
-    hparams = training.load_hparams(
+    hparams = load_hparams(
         HPARAMS / "quickstart.yaml",
         {
             "data_folder": str(tmp_path),
@@ -237,7 +252,7 @@ def test_crop_stays_inside_speechbrain_chunks(tmp_path):
             "sentence_len": 1.0,
         },
     )
-    train_data, _, _ = training.build_datasets(hparams, progress=False)
+    train_data, _, _ = build_datasets(hparams, progress=False)
     full = sf.read(wav, dtype="float32")[0]
     offsets = {i: set() for i in range(len(chunks))}
     for epoch in range(1, 8):
@@ -264,7 +279,7 @@ def test_short_segments_are_kept_whole(tmp_path):
     sf.write(wav, np.zeros(8000, dtype=np.int16), 16000, subtype="PCM_16")
     csv_path = tmp_path / "short.csv"
     write_chunk_csv(csv_path, wav, "spkA", [(0, 8000)])
-    hparams = training.load_hparams(
+    hparams = load_hparams(
         HPARAMS / "quickstart.yaml",
         {
             "data_folder": str(tmp_path),
@@ -273,7 +288,7 @@ def test_short_segments_are_kept_whole(tmp_path):
             "sentence_len": 2.0,
         },
     )
-    train_data, _, _ = training.build_datasets(hparams, progress=False)
+    train_data, _, _ = build_datasets(hparams, progress=False)
     hparams["epoch_clock"].epoch = 1
     feats = train_data[0]["feats"]
     assert feats.shape == (51, 80)  # all 0.5 s there is, padded in the batch
@@ -281,22 +296,22 @@ def test_short_segments_are_kept_whole(tmp_path):
 
 def test_random_window_bounds():
     gen = torch.Generator().manual_seed(1)
-    starts = {training.random_window(10, 4, gen) for _ in range(200)}
+    starts = {random_window(10, 4, gen) for _ in range(200)}
     assert starts == set(range(7))
-    assert training.random_window(3, 4, gen) == 0
+    assert random_window(3, 4, gen) == 0
 
 
 def test_bad_csv_is_named(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("ID,path\nx,y\n")
     with pytest.raises(ValueError, match="bad.csv"):
-        training.read_csv_rows(str(bad))
+        read_csv_rows(str(bad))
 
 
 def test_batch_size_is_global_under_ddp(monkeypatch):
-    assert training.per_process_batch_size(256, 4) == 64
+    assert per_process_batch_size(256, 4) == 64
     monkeypatch.setenv("WORLD_SIZE", "2")
-    options = training.dataloader_options(
+    options = dataloader_options(
         {"batch_size": 256, "dataloader_options": {"batch_size": 256, "shuffle": True}}
     )
     assert options == {"batch_size": 128, "shuffle": True}
@@ -313,7 +328,7 @@ def test_training_yamls_instantiate(name, tmp_path):
         "pretrained_path": str(tmp_path / "pretrained"),
     }
     text = (HPARAMS / name).read_text()
-    hparams = training.load_hparams(
+    hparams = load_hparams(
         HPARAMS / name, {k: v for k, v in overrides.items() if k in text}
     )
     for key in ("compute_features", "mean_var_norm", "embedding_model", "classifier"):
@@ -333,11 +348,11 @@ def test_training_yamls_instantiate(name, tmp_path):
     feats = hparams["compute_features"](torch.zeros(1, 8000))
     emb = hparams["embedding_model"].eval()(feats, torch.ones(1))
     assert emb.shape == (1, 1, hparams["emb_dim"])
-    assert isinstance(hparams["compute_cost"], training.ArcMarginLoss)
+    assert isinstance(hparams["compute_cost"], ArcMarginLoss)
 
 
 def test_base_yaml_is_the_official_recipe(tmp_path):
-    hparams = training.load_hparams(
+    hparams = load_hparams(
         HPARAMS / "train_eres2net_base.yaml",
         {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "o")},
     )
@@ -355,7 +370,7 @@ def test_base_yaml_is_the_official_recipe(tmp_path):
     assert group["weight_decay"] == pytest.approx(1e-4)
     params = sum(p.numel() for p in hparams["embedding_model"].parameters())
     assert params == pytest.approx(6.61e6, rel=0.01)
-    large = training.load_hparams(
+    large = load_hparams(
         HPARAMS / "train_eres2net_large.yaml",
         {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "o")},
     )
@@ -364,7 +379,7 @@ def test_base_yaml_is_the_official_recipe(tmp_path):
 
 
 def test_large_margin_yaml_is_the_official_stage(tmp_path):
-    hparams = training.load_hparams(
+    hparams = load_hparams(
         HPARAMS / "finetune_large_margin.yaml",
         {
             "data_folder": str(tmp_path),
@@ -393,14 +408,14 @@ def test_pretrained_model_folder_initialises(tmp_path):
         "emb_dim": 32,
         "out_n_neurons": 6,
     }
-    source = training.load_hparams(HPARAMS / "finetune_large_margin.yaml", overrides)
+    source = load_hparams(HPARAMS / "finetune_large_margin.yaml", overrides)
     with torch.no_grad():
         for p in source["embedding_model"].parameters():
             p.add_(1.0)
     torch.save(source["embedding_model"].state_dict(), folder / "embedding_model.ckpt")
     torch.save(source["classifier"].state_dict(), folder / "classifier.ckpt")
-    target = training.load_hparams(HPARAMS / "finetune_large_margin.yaml", overrides)
-    training.load_pretrained(target)
+    target = load_hparams(HPARAMS / "finetune_large_margin.yaml", overrides)
+    load_pretrained(target)
     for a, b in zip(
         source["embedding_model"].state_dict().values(),
         target["embedding_model"].state_dict().values(),
@@ -424,23 +439,23 @@ def test_finetune_from_3dspeaker_checkpoint(tmp_path):
         "m_channels": 8,
         "emb_dim": 32,
     }
-    hparams = training.load_hparams(HPARAMS / "finetune_own_speakers.yaml", overrides)
-    training.load_pretrained(hparams)
+    hparams = load_hparams(HPARAMS / "finetune_own_speakers.yaml", overrides)
+    load_pretrained(hparams)
     model = hparams["embedding_model"].eval()
     x = torch.randn(1, 120, 80)
     assert torch.allclose(model(x), official.eval()(x), atol=1e-5)
     assert type(hparams["compute_features"]).__name__ == "KaldiFbank"
-    wrong = training.load_hparams(
+    wrong = load_hparams(
         HPARAMS / "finetune_own_speakers.yaml",
         {**overrides, "front_end": "speechbrain"},
     )
     with pytest.raises(ValueError, match="front_end: kaldi"):
-        training.load_pretrained(wrong)
-    mismatched = training.load_hparams(
+        load_pretrained(wrong)
+    mismatched = load_hparams(
         HPARAMS / "finetune_own_speakers.yaml", {**overrides, "m_channels": 16}
     )
     with pytest.raises(ValueError, match="m_channels"):
-        training.load_pretrained(mismatched)
+        load_pretrained(mismatched)
 
 
 # ---------------------------------------------------------------- augmentation
@@ -457,7 +472,7 @@ def test_env_corruption_from_local_folders(tmp_path, caplog):
         rir = np.zeros(800)
         rir[0], rir[400] = 1.0, 0.5
         sf.write(rirs / f"r{i}.wav", rir, 16000)
-    corrupt = training.EnvCorruption(
+    corrupt = EnvCorruption(
         str(noise), str(rirs), csv_folder=str(tmp_path / "csv"), prob=1.0
     )
     assert (tmp_path / "csv" / "noise.csv").read_text().count("\n") == 3
@@ -466,12 +481,14 @@ def test_env_corruption_from_local_folders(tmp_path, caplog):
     assert out.shape == wavs.shape
     assert not torch.allclose(out, wavs)
     assert torch.allclose(out.abs().amax(dim=1), torch.ones(4), atol=1e-5)
-    with caplog.at_level(logging.INFO, logger="speechbrain_eres2net.training"):
-        off = training.EnvCorruption(None, None)
+    with caplog.at_level(
+        logging.INFO, logger="speechbrain_eres2net.augment.environment"
+    ):
+        off = EnvCorruption(None, None)
     assert "augmentation is OFF" in caplog.text
     assert torch.equal(off(wavs, torch.ones(4)), wavs)
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        training.EnvCorruption(str(tmp_path / "nowhere"), None)
+        EnvCorruption(str(tmp_path / "nowhere"), None)
 
 
 # ---------------------------------------------------------------- training loop
@@ -482,7 +499,7 @@ def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
     before = [p.detach().clone() for p in hparams["embedding_model"].parameters()]
     seen = []
 
-    class Recording(training.SpeakerBrain):
+    class Recording(SpeakerBrain):
         def on_fit_batch_start(self, batch, should_step):
             super().on_fit_batch_start(batch, should_step)
             seen.append(
@@ -492,7 +509,7 @@ def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
                 )
             )
 
-    train_data, _, _ = training.build_datasets(hparams, progress=False)
+    train_data, _, _ = build_datasets(hparams, progress=False)
     brain = Recording(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -503,7 +520,7 @@ def test_short_fit_updates_lr_per_iteration_and_learns(corpus, tmp_path):
     brain.fit(
         hparams["epoch_counter"],
         train_data,
-        train_loader_kwargs=training.dataloader_options(hparams),
+        train_loader_kwargs=dataloader_options(hparams),
     )
     steps = len(train_data) // 4
     assert brain.steps_per_epoch == steps
@@ -529,7 +546,7 @@ def test_channels_last_switch_changes_layout_not_values(
     feats = torch.randn(3, 120, 80)
     lengths = torch.tensor([1.0, 0.7, 0.5])
     expected = model.eval()(feats, lengths)
-    training.SpeakerBrain(
+    SpeakerBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,
@@ -553,7 +570,7 @@ def test_channels_last_switch_changes_layout_not_values(
 def test_channels_last_is_skipped_where_onednn_would_crash(corpus, tmp_path, caplog):
     hparams = tiny_hparams(corpus, tmp_path, channels_last=True, m_channels=4)
     with caplog.at_level(logging.WARNING):
-        brain = training.SpeakerBrain(
+        brain = SpeakerBrain(
             modules=hparams["modules"],
             opt_class=hparams["opt_class"],
             hparams=hparams,
@@ -581,7 +598,7 @@ def test_waveform_pipeline_with_speed_perturbation_and_validation(corpus, tmp_pa
         warmup_epochs=0.5,
         batch_size=2,
     )
-    brain = training.train(hparams, {"noprogressbar": True})
+    brain = train(hparams, {"noprogressbar": True})
     assert brain.steps_per_epoch == 3  # 6 training utterances, batches of 2
     log = Path(hparams["train_log"]).read_text()
     assert "epoch: 1," in log and "valid loss" in log and "valid accuracy" in log

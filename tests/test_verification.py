@@ -16,17 +16,17 @@ from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_eres2net import ERes2Net
-from speechbrain_eres2net.metrics import verification_metrics
-from speechbrain_eres2net.verification import (
+from speechbrain_eres2net.dataio.trials import read_trials
+from speechbrain_eres2net.dataio.voxceleb_prepare import trial_utterances
+from speechbrain_eres2net.evaluation.metrics import verification_metrics
+from speechbrain_eres2net.evaluation.pipeline import (
     embed_csv,
     embed_utterances,
     evaluate_trials,
-    load_checkpoint,
-    read_trials,
-    score_trials,
-    speaker_cohort,
-    trial_utterances,
 )
+from speechbrain_eres2net.evaluation.scoring import score_trials, speaker_cohort
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+from speechbrain_eres2net.training.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"m_channels": 8, "num_blocks": [1, 1, 1, 1], "embedding_size": 32}
@@ -189,8 +189,8 @@ def realspk_files(request):
 
 def test_batched_equals_one_at_a_time(realspk_files):
     modules = tiny_modules()
-    batched = embed_utterances(*modules, realspk_files, batch_size=6)
-    alone = embed_utterances(*modules, realspk_files, batch_size=1)
+    batched = embed_utterances(SpeakerEmbedder(*modules), realspk_files, batch_size=6)
+    alone = embed_utterances(SpeakerEmbedder(*modules), realspk_files, batch_size=1)
     assert set(batched) == set(realspk_files)
     for key in realspk_files:
         a, b = batched[key], alone[key]
@@ -207,18 +207,20 @@ def test_embed_errors_and_csv(tmp_path, realspk_files):
     with pytest.raises(
         ValueError, match=r"1 utterance\(s\) could not be embedded.*bad.wav"
     ):
-        embed_utterances(*modules, {"bad": bad})
+        embed_utterances(SpeakerEmbedder(*modules), {"bad": bad})
     rows = ["ID,duration,wav,start,stop,spk_id"]
     for i, (rel, path) in enumerate(list(realspk_files.items())[:3]):
         rows.append(f"u{i},1.0,{path},0,16000,{rel.split('/')[0]}")
     rows.append(f"broken,1.0,{bad},0,16000,zz")
     csv_path = tmp_path / "train.csv"
     csv_path.write_text("\n".join(rows) + "\n")
-    embeddings, speakers = embed_csv(*modules, csv_path, max_per_speaker=1)
+    embeddings, speakers = embed_csv(
+        SpeakerEmbedder(*modules), csv_path, max_per_speaker=1
+    )
     assert len(embeddings) == len({s for s in speakers.values()})
     assert str(bad) not in embeddings
     with pytest.raises(FileNotFoundError, match="CSV file not found"):
-        embed_csv(*modules, tmp_path / "none.csv")
+        embed_csv(SpeakerEmbedder(*modules), tmp_path / "none.csv")
 
 
 def load_recipe():
@@ -254,7 +256,9 @@ def test_recipe_from_training_checkpoint(tmp_path, realspk, realspk_files, capsy
     assert "EER" in capsys.readouterr().out
 
     # The scores are those of the checkpointed weights, not a fresh model.
-    embeddings = embed_utterances(*tiny_modules(seed=3)[:2], model, realspk_files)
+    embeddings = embed_utterances(
+        SpeakerEmbedder(*tiny_modules(seed=3)[:2], model), realspk_files
+    )
     lines = (tmp_path / "out" / "scores.txt").read_text().splitlines()
     expected = score_trials(embeddings, [keys[0]], [keys[1]])[0]
     assert float(lines[0].split()[3]) == pytest.approx(expected, abs=1e-5)
@@ -344,12 +348,12 @@ def test_recipe_with_training_yaml_any_model(tmp_path, realspk, realspk_files):
     )
     assert code == 0
     trained["embedding_model"].eval()
-    embeddings = embed_utterances(
+    embedder = SpeakerEmbedder(
         trained["compute_features"],
         trained["mean_var_norm"],
         trained["embedding_model"],
-        {k: realspk_files[k] for k in keys},
     )
+    embeddings = embed_utterances(embedder, {k: realspk_files[k] for k in keys})
     fields = (tmp_path / "out" / "scores.txt").read_text().split("\n")[0].split()
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(fields) == 5 and results["asnorm"]["cohort_size"] == 2

@@ -7,7 +7,7 @@ Usage::
         --source /data/voxceleb2/aac --target /data/voxceleb2/wav --num_workers 8
 
 Rerunning skips files already converted. The logic lives in
-``speechbrain_eres2net.dataprep.convert_m4a_tree``.
+``speechbrain_eres2net.dataio.m4a.convert_m4a_tree``.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -19,7 +19,7 @@ import argparse
 import sys
 from typing import Optional
 
-from speechbrain_eres2net.dataprep import convert_m4a_tree
+from speechbrain_eres2net.dataio.m4a import convert_m4a_tree
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -9,7 +9,7 @@ Usage::
         --checkpoint_folder=results/eres2net_base/1234/save
 
 Writes scores.txt, results.json, det.png and hist.png to --output_folder.
-The logic lives in ``speechbrain_eres2net.verification.run_verification``.
+The logic lives in ``speechbrain_eres2net.evaluation.pipeline.run_verification``.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -22,9 +22,9 @@ import sys
 from typing import Optional
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_eres2net.verification import run_verification
+from speechbrain_eres2net.evaluation.pipeline import run_verification
+from speechbrain_eres2net.training.recipe import load_hparams
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -32,12 +32,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     try:
-        with open(hparams_file, encoding="utf-8") as f:
-            hparams = load_hyperpyyaml(f, overrides)
+        hparams = load_hparams(hparams_file, overrides)
         if getattr(run_opts, "noprogressbar", False):
             hparams["progress"] = False
         results = run_verification(hparams, device=getattr(run_opts, "device", None))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(results, indent=2))

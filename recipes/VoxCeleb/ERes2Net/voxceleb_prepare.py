@@ -9,7 +9,7 @@ Usage::
 
 Writes train.csv, dev.csv and (with a trial list) veri.csv; a rerun with the
 same options does nothing. The logic lives in
-``speechbrain_eres2net.dataprep.prepare_voxceleb``.
+``speechbrain_eres2net.dataio.voxceleb_prepare.prepare_voxceleb``.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -22,7 +22,7 @@ import logging
 import sys
 from typing import Optional
 
-from speechbrain_eres2net.dataprep import prepare_voxceleb
+from speechbrain_eres2net.dataio.voxceleb_prepare import prepare_voxceleb
 
 
 def main(argv: Optional[list[str]] = None) -> int:

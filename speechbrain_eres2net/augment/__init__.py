@@ -1,0 +1,1 @@
+"""Training-time augmentation: speed perturbation, noise and reverberation."""

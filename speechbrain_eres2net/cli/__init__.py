@@ -1,0 +1,5 @@
+"""The ``eres2net`` command line: one module per command group."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,108 @@
+"""``eres2net export-hub``, ``import-3dspeaker``, ``export-onnx``: model folders out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .options import parse_overrides, publish_options
+
+
+def add_parsers(commands) -> None:
+    """Adds the export commands to the subcommands."""
+    export = commands.add_parser(
+        "export-hub", help="model folder from a recipe checkpoint"
+    )
+    export.add_argument("--hparams", required=True, help="training YAML of the recipe")
+    export.add_argument(
+        "--checkpoint",
+        required=True,
+        help="CKPT+... folder, or the save folder holding them (latest is used)",
+    )
+    export.add_argument("--out", required=True, help="model folder to write")
+    export.add_argument(
+        "--label-encoder", help="label_encoder.txt (default: next to the checkpoint)"
+    )
+    export.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="value for a training YAML entry (e.g. a !PLACEHOLDER); repeatable",
+    )
+    publish_options(export)
+
+    imp = commands.add_parser(
+        "import-3dspeaker", help="model folder from an official 3D-Speaker checkpoint"
+    )
+    imp.add_argument("checkpoint", help="official ERes2Net/ERes2NetV2/huge .ckpt/.pt")
+    imp.add_argument("--out", required=True, help="model folder to write")
+    publish_options(imp)
+
+    onnx = commands.add_parser("export-onnx", help="ONNX graph of a model folder")
+    onnx.add_argument("--model", required=True, help="model folder or Hub id")
+    onnx.add_argument("--out", required=True, help=".onnx file to write")
+    onnx.add_argument(
+        "--with-features",
+        action="store_true",
+        help="filterbank inside the graph: input waveforms instead of features",
+    )
+
+
+def _publish(args: argparse.Namespace, folder: Path) -> int:
+    print(f"model folder written to {folder}", file=sys.stderr)
+    if args.push_to_hub:
+        from ..export.hub import push_to_hub
+
+        push_to_hub(folder, args.push_to_hub, private=args.private)
+        print(f"uploaded to https://huggingface.co/{args.push_to_hub}", file=sys.stderr)
+    return 0
+
+
+def _card_options(args: argparse.Namespace) -> dict:
+    options = {
+        "trials": args.trials,
+        "data_root": args.data_root,
+        "license": args.license,
+    }
+    if args.training_data:
+        options["training_data"] = args.training_data
+    return options
+
+
+def cmd_export_hub(args: argparse.Namespace) -> int:
+    """``eres2net export-hub``: recipe checkpoint -> model folder."""
+    from ..export.recipe import export_hub
+
+    folder = export_hub(
+        args.hparams,
+        args.checkpoint,
+        args.out,
+        label_encoder=args.label_encoder,
+        overrides=parse_overrides(args.override),
+        **_card_options(args),
+    )
+    return _publish(args, folder)
+
+
+def cmd_import_3dspeaker(args: argparse.Namespace) -> int:
+    """``eres2net import-3dspeaker``: official checkpoint -> model folder."""
+    from ..export.import_3dspeaker import import_3dspeaker
+
+    folder = import_3dspeaker(args.checkpoint, args.out, **_card_options(args))
+    return _publish(args, folder)
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """``eres2net export-onnx``: model folder -> ONNX graph."""
+    from ..export.onnx import OPSET, export_onnx
+
+    out = export_onnx(args.model, args.out, with_features=args.with_features)
+    kind = (
+        "wavs (batch, samples)" if args.with_features else "feats (batch, frames, mels)"
+    )
+    print(
+        f"wrote {out} (opset {OPSET}, input {kind}, output embedding)", file=sys.stderr
+    )
+    return 0

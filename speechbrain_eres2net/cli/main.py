@@ -1,0 +1,72 @@
+"""The ``eres2net`` command line: embed, verify, score, export and import models.
+
+Every command reports a problem the user can fix as one line on stderr
+(``eres2net <command>: error: <what and where>``) and exits 1; a bug keeps
+its traceback. ``ERES2NET_DEBUG=1`` shows the traceback of user errors too.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from . import embed, export, verify
+from .errors import USER_ERRORS, report
+
+COMMANDS = {
+    "embed": embed.run,
+    "verify": verify.run_verify,
+    "score": verify.run_score,
+    "export-hub": export.cmd_export_hub,
+    "import-3dspeaker": export.cmd_import_3dspeaker,
+    "export-onnx": export.cmd_export_onnx,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``eres2net`` command.
+
+    Example
+    -------
+    >>> args = build_parser().parse_args(["verify", "--model", "m", "a.wav", "b.wav"])
+    >>> args.command, args.first, args.threshold, args.p_target
+    ('verify', 'a.wav', None, None)
+    """
+    parser = argparse.ArgumentParser(
+        prog="eres2net", description="ERes2Net speaker embeddings for SpeechBrain."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    embed.add_parser(commands)
+    verify.add_parsers(commands)
+    export.add_parsers(commands)
+    quick = commands.add_parser(
+        "quickstart", help="train and evaluate a tiny model (see quickstart --help)"
+    )
+    quick.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``eres2net`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["quickstart"]:
+        # Everything after the command belongs to the quickstart's own parser.
+        from .quickstart import main as quickstart_main
+
+        return int(quickstart_main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as err:
+        if os.environ.get("ERES2NET_DEBUG"):
+            raise
+        return report(args.command, err)
+    except KeyboardInterrupt:
+        print(f"eres2net {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,85 @@
+"""Command-line options shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+BATCH_HELP = (
+    "most padded audio seconds per forward pass (default: batch_seconds_cpu / "
+    "batch_seconds_cuda of hparams/verification.yaml)"
+)
+BATCH_SIZE_HELP = "most files per forward pass (default: verification.yaml)"
+
+
+def model_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that run a model folder."""
+    parser.add_argument(
+        "--model", required=True, help="model folder or Hugging Face Hub id (user/repo)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="run the eager model instead of the optimised inference path",
+    )
+
+
+def batch_options(parser: argparse.ArgumentParser) -> None:
+    """Batch limits and the progress bar."""
+    parser.add_argument("--batch-size", type=int, help=BATCH_SIZE_HELP)
+    parser.add_argument("--batch-seconds", type=float, help=BATCH_HELP)
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def trial_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    """A trial list and the folder its paths are relative to."""
+    parser.add_argument(
+        "--trials",
+        required=required,
+        help="trial list, lines '<1|0> <enrol path> <test path>'",
+    )
+    parser.add_argument(
+        "--data-root",
+        required=required,
+        help="folder the trial paths are relative to (or its parent holding wav/)",
+    )
+
+
+def publish_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that write a model folder."""
+    trial_options(parser, required=False)
+    parser.add_argument(
+        "--training-data", help="what the model was trained on (model card)"
+    )
+    parser.add_argument(
+        "--license", default="apache-2.0", help="license of the weights"
+    )
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="upload the folder to this Hugging Face repo",
+    )
+    parser.add_argument(
+        "--private", action="store_true", help="create the Hub repo private"
+    )
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict (values parsed as YAML).
+
+    Example
+    -------
+    >>> parse_overrides(["m_channels=16", "speeds=[1.0, 0.9]"])
+    {'m_channels': 16, 'speeds': [1.0, 0.9]}
+    """
+    import yaml
+
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--override expects KEY=VALUE, got {pair!r}")
+        result[key] = yaml.safe_load(value)
+    return result

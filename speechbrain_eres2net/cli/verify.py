@@ -1,0 +1,106 @@
+"""``eres2net verify`` and ``eres2net score``: decisions and trial-list metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .embed import embedder
+from .options import batch_options, model_options, trial_options
+
+
+def add_parsers(commands) -> None:
+    """Adds ``verify`` and ``score`` to the subcommands."""
+    verify = commands.add_parser(
+        "verify", help="same speaker or not, for two files (score, LLR, decision)"
+    )
+    model_options(verify)
+    verify.add_argument("first", help="first audio file")
+    verify.add_argument("second", help="second audio file")
+    verify.add_argument(
+        "--p-target",
+        type=float,
+        help="prior of a same-speaker trial for the Bayes decision on the "
+        "calibrated LLR (default: p_target of hparams/verification.yaml, 0.5)",
+    )
+    verify.add_argument("--c-miss", type=float, help="cost of a miss (default 1)")
+    verify.add_argument("--c-fa", type=float, help="cost of a false accept (default 1)")
+    verify.add_argument(
+        "--threshold",
+        type=float,
+        help="decide on the cosine score with this threshold instead",
+    )
+    verify.add_argument(
+        "--json", action="store_true", help="print the decision as JSON"
+    )
+
+    score = commands.add_parser(
+        "score", help="EER, minDCF, Cllr and actual DCF of a trial list"
+    )
+    model_options(score)
+    trial_options(score, required=True)
+    score.add_argument(
+        "--output-dir", help="also write scores.txt, results.json, plots"
+    )
+    score.add_argument(
+        "--calibration",
+        help="calibration.json to score with (default: the model folder's)",
+    )
+    batch_options(score)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """``eres2net verify``: cosine score, LLR and decision for two files."""
+    from ..dataio.audio import check_audio_file
+    from ..evaluation.decisions import Verifier, folder_calibration
+
+    for path in (args.first, args.second):
+        check_audio_file(path)  # fail on a bad file before loading the model
+    verifier = Verifier(embedder(args), folder_calibration(args.model))
+    verifier.source = str(args.model)
+    decision = verifier.verify(
+        args.first,
+        args.second,
+        p_target=args.p_target,
+        c_miss=args.c_miss,
+        c_fa=args.c_fa,
+        threshold=args.threshold,
+    )
+    print(json.dumps(decision.as_dict()) if args.json else decision.describe())
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """``eres2net score``: metrics of a trial list."""
+    from ..evaluation.calibration import Calibration
+    from ..evaluation.decisions import folder_calibration
+    from ..evaluation.pipeline import evaluate_embedder
+
+    calibration = (
+        Calibration.load(args.calibration)
+        if args.calibration
+        else folder_calibration(args.model)
+    )
+    results = evaluate_embedder(
+        embedder(args),
+        args.trials,
+        args.data_root,
+        output_dir=args.output_dir,
+        calibration=calibration,
+        batch_size=args.batch_size,
+        batch_seconds=args.batch_seconds,
+        progress=args.progress,
+    )
+    line = (
+        f"EER {100 * results['eer']:.2f} % (threshold {results['eer_threshold']:.4f}) "
+        f"minDCF(0.01) {results['min_dcf_0.01']:.4f} "
+        f"minDCF(0.05) {results['min_dcf_0.05']:.4f} "
+        f"minCllr {results['min_cllr']:.3f}"
+    )
+    if "cllr" in results:
+        line += (
+            f" Cllr {results['cllr']:.3f} actDCF(0.01) {results['act_dcf_0.01']:.4f} "
+            f"actDCF(0.05) {results['act_dcf_0.05']:.4f}"
+        )
+    print(f"{line} on {results['n_trials']} trials")
+    return 0

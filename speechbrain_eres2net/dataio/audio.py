@@ -1,0 +1,186 @@
+"""Reading audio files for inference: 16 kHz mono float waveforms, clear errors.
+
+Users point the command line at whatever they have: 8 kHz telephone audio,
+stereo recordings, broken downloads. Every file is read with soundfile,
+averaged to mono and resampled to the model's rate; each of those two
+conversions is announced once per process on stderr so that nobody is
+surprised, and every failure is an :class:`AudioError` that names the file
+and the reason in one line.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+from ..paths import PathLike
+
+# Conversions already announced in this process: each is said once.
+_announced: set[str] = set()
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as speech input; the message names it."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def announce_once(key: str, message: str) -> None:
+    """Prints ``message`` on stderr the first time ``key`` is announced.
+
+    Example
+    -------
+    >>> announce_once("doctest", "audio at 8000 Hz is resampled to 16000 Hz")
+    """
+    if key not in _announced:
+        _announced.add(key)
+        print(f"eres2net: {message}", file=sys.stderr)
+
+
+def check_audio_file(path: PathLike) -> soundfile._SoundFileInfo:
+    """Header-level checks of an audio file, without decoding it.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, a folder, empty, not audio, has no samples or
+        is a truncated WAV file.
+
+    Example
+    -------
+    >>> check_audio_file("no/such/file.wav")
+    Traceback (most recent call last):
+    ...
+    speechbrain_eres2net.dataio.audio.AudioError: no/such/file.wav: file not found
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a folder, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
+    if info.frames == 0:
+        raise AudioError(path, "audio has no samples")
+    _check_not_truncated(path, info.extra_info)
+    return info
+
+
+def read_audio(
+    path: PathLike, sample_rate: int = 16000, min_samples: int = 1
+) -> torch.Tensor:
+    """Reads an audio file as a mono float waveform at ``sample_rate``.
+
+    Arguments
+    ---------
+    path : str or path
+        Any file soundfile can read (wav, flac, ogg, ...).
+    sample_rate : int
+        Rate of the returned waveform; other rates are resampled.
+    min_samples : int
+        Fewest samples (after resampling) the caller can use; shorter audio
+        is an error that says the duration needed.
+
+    Returns
+    -------
+    torch.Tensor
+        (samples,) float32 waveform in [-1, 1].
+
+    Raises
+    ------
+    AudioError
+        The file is missing, empty, not audio, corrupt or too short.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mktemp(suffix=".wav")
+    >>> soundfile.write(path, np.zeros((8000, 2)), 8000)
+    >>> read_audio(path).shape
+    torch.Size([16000])
+    >>> read_audio(path, min_samples=20000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    speechbrain_eres2net.dataio.audio.AudioError: ...: audio is 1.000 s long, ...
+    """
+    path = Path(path)
+    check_audio_file(path)
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
+    if not np.isfinite(data).all():
+        raise AudioError(path, "audio contains NaN or infinite samples")
+    if data.shape[1] > 1:
+        announce_once(
+            "mono",
+            f"multi-channel audio (e.g. {path.name}, {data.shape[1]} channels) "
+            "is averaged to mono",
+        )
+    wav = torch.from_numpy(data.mean(axis=1))
+    if rate != sample_rate:
+        announce_once(
+            f"rate {rate}",
+            f"audio at {rate} Hz (e.g. {path.name}) is resampled to {sample_rate} Hz",
+        )
+        wav = torchaudio.functional.resample(wav, rate, sample_rate)
+    if wav.shape[0] < min_samples:
+        raise AudioError(
+            path,
+            f"audio is {wav.shape[0] / sample_rate:.3f} s long, shorter than "
+            f"the {min_samples / sample_rate:.3f} s the model needs",
+        )
+    return wav
+
+
+def _check_not_truncated(path: Path, log: str) -> None:
+    """Rejects a WAV file whose data chunk is shorter than its header says.
+
+    libsndfile silently reads what is there; a cut download would then be
+    embedded as if it were the whole recording. Streaming writers that leave
+    the size field at 0 or 0xFFFFFFFF are not truncated files.
+    """
+    match = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
+    if match:
+        announced, present = int(match.group(1)), int(match.group(2))
+        if present < announced < 0x7FFFFFFF:
+            raise AudioError(
+                path,
+                f"file is truncated: header announces {announced} bytes of "
+                f"audio data, only {present} are present",
+            )
+
+
+def _short(err: Exception) -> str:
+    """First line of an exception message, without libsndfile's repetition."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.replace("Error opening ", "").strip()
+
+
+AUDIO_SUFFIXES = {
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".mp3",
+    ".opus",
+    ".aiff",
+    ".aif",
+    ".au",
+    ".sph",
+}

@@ -1,0 +1,4 @@
+"""Verification metrics, trial scoring, calibration and plots.
+
+Everything here works on embeddings and scores, never on a particular model.
+"""

@@ -1,0 +1,613 @@
+"""Speaker-verification evaluation: the one pipeline from a trial list to metrics.
+
+:func:`evaluate_embedder` is the job every command runs (``eres2net score``,
+the verification recipe, the quickstart, the EER and calibration stored in a
+model folder): the protocol of the official ERes2Net recipe, with any
+embedding lobe. One embedding per trial utterance from its full length
+(batched by length, with exact relative lengths so batching does not change
+it), cosine similarity of the raw embeddings, EER and normalised minDCF
+(p_target 0.01 and 0.05, unit costs), min Cllr; optionally adaptive s-norm
+(AS-norm) against a cohort of training speakers, and calibrated
+log-likelihood ratios with their Cllr and actual DCF.
+
+Outputs of :func:`evaluate_trials` in ``output_dir`` (each written
+atomically): ``scores.txt`` (``enrol test label score [asnorm] [llr]``),
+``results.json``, ``det.png`` and ``hist.png``.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..dataio.audio import check_audio_file
+from ..dataio.files import atomic_open, write_text_atomic
+from ..dataio.speaker_csv import read_speaker_csv
+from ..dataio.trials import preview, read_trials_indexed
+from ..dataio.voxceleb_prepare import trial_utterances
+from ..inference.embedder import SpeakerEmbedder
+from ..paths import PathLike
+from ..settings import default
+from ..training.checkpoints import load_checkpoint
+from ..training.recipe import load_hparams
+from .calibration import (
+    Calibration,
+    act_dcf,
+    cllr,
+    fit_calibration,
+    min_cllr,
+    quality_measures,
+)
+from .metrics import error_curve, verification_metrics
+from .scoring import (
+    _SCORE_CHUNK,
+    _asnorm_scores,
+    _rowwise_dot,
+    _subsample_per_speaker,
+    _unit_embeddings,
+    speaker_cohort,
+)
+
+logger = logging.getLogger(__name__)
+
+# Quality measures a calibration may use, and what each needs.
+QUALITY_KINDS = ("duration", "norm")
+# Operating points of the official protocol (unit costs).
+P_TARGETS = (0.01, 0.05)
+
+
+def embed_utterances(
+    embedder: SpeakerEmbedder,
+    utterances: Mapping[str, PathLike],
+    batch_size: Optional[int] = None,
+    batch_seconds: Optional[float] = None,
+    progress: bool = False,
+    skip_errors: bool = False,
+) -> dict[str, np.ndarray]:
+    """Full-length embeddings of audio files, batched by length.
+
+    Arguments
+    ---------
+    embedder : SpeakerEmbedder
+        Front end, normaliser and model (any embedding lobe).
+    utterances : mapping
+        Utterance ID -> audio path.
+    batch_size, batch_seconds : optional
+        Batch limits (see :meth:`SpeakerEmbedder.embed_files`).
+    progress : bool
+        Show a progress bar.
+    skip_errors : bool
+        Leave out (with a warning) files that cannot be read or are too
+        short; by default they are an error naming them.
+
+    Returns
+    -------
+    dict
+        Utterance ID -> float32 (emb,) embedding.
+
+    Example
+    -------
+    >>> import soundfile
+    >>> from speechbrain_eres2net import ERes2Net, KaldiFbank
+    >>> d = Path(tempfile.mkdtemp())
+    >>> wav = np.random.default_rng(0).normal(size=8000) * 0.1
+    >>> soundfile.write(d / "a.wav", wav, 16000)
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1], embedding_size=16)
+    >>> embedder = SpeakerEmbedder(KaldiFbank(), None, model)
+    >>> embed_utterances(embedder, {"a": d / "a.wav"})["a"].shape
+    (16,)
+    """
+    by_path, errors = embedder.embed_files(
+        [str(p) for p in utterances.values()],
+        batch_size=batch_size,
+        progress=progress,
+        batch_seconds=batch_seconds,
+    )
+    failed = {uid: errors[str(p)] for uid, p in utterances.items() if str(p) in errors}
+    if failed:
+        reasons = [f"{utterances[u]}: {r}" for u, r in failed.items()]
+        message = (
+            f"{len(failed)} utterance(s) could not be embedded: {preview(reasons, 3)}"
+        )
+        if not skip_errors:
+            raise ValueError(message)
+        logger.warning(message)
+    return {uid: by_path[str(p)] for uid, p in utterances.items() if uid not in failed}
+
+
+def read_csv_speakers(csv_path: PathLike) -> dict[str, str]:
+    """Audio path -> speaker of each distinct file of a SpeechBrain CSV.
+
+    Example
+    -------
+    >>> p = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("ID,duration,wav,start,stop,spk_id\\n"
+    ...                  "u1_0_1,1,/a.wav,0,1,s1\\nu1_1_2,1,/a.wav,1,2,s1\\n")
+    >>> read_csv_speakers(p)
+    {'/a.wav': 's1'}
+    """
+    return {row["wav"]: row["spk_id"] for row in read_speaker_csv(csv_path).values()}
+
+
+def embed_csv(
+    embedder: SpeakerEmbedder,
+    csv_path: PathLike,
+    max_per_speaker: Optional[int] = None,
+    seed: Optional[int] = None,
+    **options,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Embeddings of the utterances of a SpeechBrain CSV (full files).
+
+    Chunk rows of one file are embedded once; unreadable files are skipped
+    with a warning.
+
+    Arguments
+    ---------
+    embedder : SpeakerEmbedder
+        The model.
+    csv_path : path
+        CSV with ``ID``, ``wav`` and ``spk_id`` columns.
+    max_per_speaker : int, optional
+        Embed at most this many files per speaker (a seeded random choice),
+        e.g. to build an AS-norm cohort from a large training set.
+    seed : int, optional
+        Seed of that choice (default: ``seed`` of ``verification.yaml``).
+    **options
+        Passed to :func:`embed_utterances` (batch limits, progress).
+
+    Returns
+    -------
+    embeddings : dict
+        Audio path -> embedding.
+    speakers : dict
+        Audio path -> speaker ID.
+    """
+    speakers = read_csv_speakers(csv_path)
+    if max_per_speaker is not None:
+        seed = int(default("seed") if seed is None else seed)
+        speakers = _subsample_per_speaker(speakers, max_per_speaker, seed)
+    embeddings = embed_utterances(
+        embedder, {path: path for path in speakers}, skip_errors=True, **options
+    )
+    return embeddings, {p: speakers[p] for p in embeddings}
+
+
+def trial_quality(
+    kinds: Sequence[str],
+    names: Sequence[str],
+    left: np.ndarray,
+    right: np.ndarray,
+    embeddings: Mapping[str, np.ndarray],
+    durations: Optional[Mapping[str, float]] = None,
+) -> tuple[Optional[np.ndarray], tuple[str, ...]]:
+    """Quality measures of each trial for a calibration (None when ``kinds`` is empty).
+
+    ``"duration"`` gives the log durations of the shorter and longer side,
+    ``"norm"`` the smaller and larger raw embedding norm.
+
+    Example
+    -------
+    >>> q, cols = trial_quality(["duration"], ["a", "b"], np.array([0]),
+    ...                         np.array([1]), {}, {"a": 2.0, "b": 8.0})
+    >>> cols, np.exp(q).round(3).tolist()
+    (('log_dur_min', 'log_dur_max'), [[2.0, 8.0]])
+    """
+    kinds = list(kinds)
+    unknown = sorted(set(kinds) - set(QUALITY_KINDS))
+    if unknown:
+        raise ValueError(
+            f"quality measures must be among {QUALITY_KINDS}, got {unknown}"
+        )
+    if not kinds:
+        return None, ()
+    if "duration" in kinds:
+        if durations is None:
+            raise ValueError("the 'duration' quality measure needs durations")
+        dur = np.array([durations[n] for n in names])
+        quality, columns = quality_measures(dur[left], dur[right])
+    else:
+        quality, columns = np.zeros((len(left), 0)), ()
+    if "norm" in kinds:
+        norms = np.array([float(np.linalg.norm(embeddings[n])) for n in names])
+        pair = (norms[left], norms[right])
+        both = np.stack([np.minimum(*pair), np.maximum(*pair)], axis=1)
+        quality = np.concatenate([quality, both], axis=1)
+        columns = (*columns, "norm_min", "norm_max")
+    return quality, tuple(columns)
+
+
+def quality_kinds(calibration: Calibration) -> list[str]:
+    """The quality-measure kinds a calibration was fitted with, in fitting order."""
+    kinds = []
+    if "log_dur_min" in calibration.quality_names:
+        kinds.append("duration")
+    if "norm_min" in calibration.quality_names:
+        kinds.append("norm")
+    return kinds
+
+
+def _scored_trials(embeddings: Mapping[str, np.ndarray], trials_file: PathLike):
+    labels, names, left, right = read_trials_indexed(trials_file)
+    unit = _unit_embeddings(embeddings, names)
+    return labels, names, left, right, unit, _rowwise_dot(unit, left, right)
+
+
+def evaluate_trials(
+    embeddings: Mapping[str, np.ndarray],
+    trials_file: PathLike,
+    output_dir: PathLike,
+    cohort: Optional[np.ndarray] = None,
+    top_k: Optional[int] = None,
+    plots: bool = True,
+    calibration: Optional[Calibration] = None,
+    durations: Optional[Mapping[str, float]] = None,
+) -> dict:
+    """Scores a trial list and writes scores, metrics and plots.
+
+    Arguments
+    ---------
+    embeddings : mapping
+        Utterance ID (the path as written in the trial list) -> embedding.
+    trials_file : path
+        VoxCeleb-format trial list.
+    output_dir : path
+        Receives ``scores.txt``, ``results.json``, ``det.png``, ``hist.png``.
+    cohort : np.ndarray, optional
+        (n_cohort, emb) AS-norm cohort, e.g. from :func:`speaker_cohort`;
+        None scores raw cosine only (the official protocol).
+    top_k : int, optional
+        AS-norm cohort size per utterance (default: ``verification.yaml``).
+    plots : bool
+        Write the DET curve and score histogram.
+    calibration : Calibration, optional
+        Maps the cosine scores to LLRs: adds ``cllr`` and ``act_dcf_*``.
+    durations : mapping, optional
+        Utterance ID -> seconds, for a calibration with duration measures.
+
+    Returns
+    -------
+    dict
+        ``eer`` (fraction), ``eer_threshold``, ``min_dcf_0.01``,
+        ``min_dcf_0.05``, ``min_cllr``, ``n_trials`` (and target/non-target
+        counts) of the cosine scores; with a calibration ``cllr``,
+        ``act_dcf_0.01``, ``act_dcf_0.05``; with a cohort ``asnorm``: the
+        metrics of the normalised scores plus ``top_k`` and ``cohort_size``.
+
+    Example
+    -------
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "t.txt").write_text("1 a b\\n0 a c\\n1 c d\\n0 b d\\n")
+    >>> e = {"a": np.array([1.0, 0]), "b": np.array([0.9, 0.1]),
+    ...      "c": np.array([0.0, 1]), "d": np.array([0.2, 1])}
+    >>> r = evaluate_trials(e, d / "t.txt", d / "out", plots=False)
+    >>> r["eer"], r["min_cllr"], r["n_trials"]
+    (0.0, 0.0, 4)
+    >>> sorted(p.name for p in (d / "out").iterdir())
+    ['results.json', 'scores.txt']
+    """
+    labels, names, left, right, unit, scores = _scored_trials(embeddings, trials_file)
+    results = verification_metrics(scores, labels, P_TARGETS)
+    results["min_cllr"] = min_cllr(scores, labels)
+    results["trials_file"] = str(trials_file)
+    columns = [scores]
+    normed = None
+    if cohort is not None:
+        top_k = int(default("top_k") if top_k is None else top_k)
+        normed = _asnorm_scores(scores, unit, left, right, cohort, top_k)
+        results["asnorm"] = verification_metrics(normed, labels, P_TARGETS)
+        results["asnorm"]["min_cllr"] = min_cllr(normed, labels)
+        results["asnorm"].update(top_k=top_k, cohort_size=int(len(cohort)))
+        columns.append(normed)
+    if calibration is not None:
+        quality, _ = trial_quality(
+            quality_kinds(calibration), names, left, right, embeddings, durations
+        )
+        llrs = calibration.llr(scores, quality)
+        results["cllr"] = cllr(llrs, labels)
+        for p in P_TARGETS:
+            results[f"act_dcf_{p:g}"] = act_dcf(llrs, labels, p)
+        results["calibration"] = dict(calibration.fitted_on)
+        columns.append(llrs)
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_scores(out / "scores.txt", names, left, right, labels, columns)
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    if plots:
+        from .plots import plot_det, plot_histogram
+
+        curves = {"cosine": error_curve(scores, labels)}
+        if normed is not None:
+            curves["AS-norm"] = error_curve(normed, labels)
+        plot_det(curves, out / "det.png")
+        plot_histogram(scores, labels, out / "hist.png")
+    logger.info(
+        "EER %.3f%%, minDCF(0.01) %.4f on %d trials; results in %s",
+        100 * results["eer"],
+        results["min_dcf_0.01"],
+        results["n_trials"],
+        out,
+    )
+    return results
+
+
+def _write_scores(
+    path: Path,
+    names: Sequence[str],
+    left: np.ndarray,
+    right: np.ndarray,
+    labels: np.ndarray,
+    columns: Sequence[np.ndarray],
+) -> None:
+    """``enrol test label score...`` lines, formatted a block at a time."""
+    line = "{} {} {}" + " {:.6f}" * len(columns) + "\n"
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        for start in range(0, len(labels), _SCORE_CHUNK):
+            part = slice(start, start + _SCORE_CHUNK)
+            fields = [
+                map(names.__getitem__, left[part].tolist()),
+                map(names.__getitem__, right[part].tolist()),
+                labels[part].tolist(),
+                *(c[part].tolist() for c in columns),
+            ]
+            f.write("".join(map(line.format, *fields)))
+
+
+def trial_embeddings(
+    embedder: SpeakerEmbedder,
+    trials: PathLike,
+    data_root: PathLike,
+    batch_size: Optional[int] = None,
+    batch_seconds: Optional[float] = None,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Embeddings and durations (seconds) of every utterance of a trial list.
+
+    A file that cannot be embedded is an error naming it.
+    """
+    utterances = trial_utterances(trials, data_root)
+    embeddings = embed_utterances(
+        embedder,
+        utterances,
+        batch_size=batch_size,
+        batch_seconds=batch_seconds,
+        progress=progress,
+    )
+    durations = {u: check_audio_file(p).duration for u, p in utterances.items()}
+    return embeddings, durations
+
+
+def evaluate_embedder(
+    embedder: SpeakerEmbedder,
+    trials: PathLike,
+    data_root: PathLike,
+    output_dir: Optional[PathLike] = None,
+    *,
+    cohort_csv: Optional[PathLike] = None,
+    cohort_utts_per_speaker: Optional[int] = None,
+    top_k: Optional[int] = None,
+    calibration: Optional[Calibration] = None,
+    batch_size: Optional[int] = None,
+    batch_seconds: Optional[float] = None,
+    progress: bool = False,
+    plots: Optional[bool] = None,
+    seed: Optional[int] = None,
+) -> dict:
+    """The evaluation pipeline: trial list -> embeddings -> scores -> metrics.
+
+    Every file of the trial list is embedded once (a file that cannot be is
+    an error naming it), optionally a cohort from ``cohort_csv``, then
+    :func:`evaluate_trials` scores and measures. Defaults come from
+    ``hparams/verification.yaml``.
+
+    Arguments
+    ---------
+    embedder : SpeakerEmbedder
+        The model (any embedding lobe).
+    trials : path
+        VoxCeleb-format trial list, paths relative to ``data_root``'s wav/.
+    data_root : path
+        Corpus root (or its wav folder).
+    output_dir : path, optional
+        Where scores, results and plots go; None keeps only the metrics.
+    cohort_csv : path, optional
+        Speaker CSV of the AS-norm cohort.
+    cohort_utts_per_speaker, top_k, seed : int, optional
+        Cohort size per speaker, AS-norm top-k, cohort sampling seed.
+    calibration : Calibration, optional
+        Adds LLRs, ``cllr`` and ``act_dcf_*``.
+    batch_size, batch_seconds : optional
+        Embedding batch limits.
+    progress : bool
+        Show progress bars.
+    plots : bool, optional
+        Write plots (default: when ``output_dir`` is given).
+
+    Returns
+    -------
+    dict
+        :func:`evaluate_trials`' results plus ``trials`` (the list's name).
+    """
+    embeddings, durations = trial_embeddings(
+        embedder, trials, data_root, batch_size, batch_seconds, progress
+    )
+    cohort = None
+    if cohort_csv:
+        if cohort_utts_per_speaker is None:
+            cohort_utts_per_speaker = default("cohort_utts_per_speaker")
+        cohort_embeddings, speakers = embed_csv(
+            embedder,
+            cohort_csv,
+            max_per_speaker=cohort_utts_per_speaker,
+            seed=seed,
+            batch_size=batch_size,
+            batch_seconds=batch_seconds,
+            progress=progress,
+        )
+        cohort = speaker_cohort(cohort_embeddings, speakers)
+    with tempfile.TemporaryDirectory() as scratch:
+        results = evaluate_trials(
+            embeddings,
+            trials,
+            output_dir or scratch,
+            cohort=cohort,
+            top_k=top_k,
+            plots=output_dir is not None if plots is None else plots,
+            calibration=calibration,
+            durations=durations,
+        )
+    results["trials"] = Path(trials).name
+    return results
+
+
+def fit_trial_calibration(
+    embeddings: Mapping[str, np.ndarray],
+    durations: Mapping[str, float],
+    trials: PathLike,
+    quality: Optional[Sequence[str]] = None,
+    prior: Optional[float] = None,
+) -> Calibration:
+    """Fits a cosine score -> LLR calibration on a trial list's embeddings.
+
+    Arguments
+    ---------
+    embeddings, durations : mapping
+        Per trial utterance, from :func:`trial_embeddings`.
+    trials : path
+        The development trial list.
+    quality : list of str, optional
+        Quality measures among :data:`QUALITY_KINDS` (default:
+        ``calibration_quality`` of ``verification.yaml``).
+    prior : float, optional
+        Target prior the objective is weighted for (default:
+        ``calibration_prior``).
+
+    Returns
+    -------
+    Calibration
+        Its ``fitted_on`` names the trial list, the durations and measures.
+    """
+    quality = list(default("calibration_quality") if quality is None else quality)
+    prior = float(default("calibration_prior") if prior is None else prior)
+    labels, names, left, right, _, scores = _scored_trials(embeddings, trials)
+    measures, columns = trial_quality(
+        quality, names, left, right, embeddings, durations
+    )
+    seconds = [durations[n] for n in names]
+    return fit_calibration(
+        scores,
+        labels,
+        quality=measures,
+        quality_names=columns,
+        p_target=prior,
+        fitted_on={
+            "trials": Path(trials).name,
+            "durations_s": [round(min(seconds), 2), round(max(seconds), 2)],
+            "score": "cosine",
+        },
+        source=str(trials),
+    )
+
+
+def fit_calibration_on_trials(
+    embedder: SpeakerEmbedder,
+    trials: PathLike,
+    data_root: PathLike,
+    quality: Optional[Sequence[str]] = None,
+    prior: Optional[float] = None,
+    **options,
+) -> Calibration:
+    """Embeds a trial list and fits a calibration on it (see
+    :func:`fit_trial_calibration`; ``options`` go to :func:`trial_embeddings`).
+    """
+    embeddings, durations = trial_embeddings(embedder, trials, data_root, **options)
+    return fit_trial_calibration(embeddings, durations, trials, quality, prior)
+
+
+def _embedder_from_hparams(hparams: Mapping, device: str) -> SpeakerEmbedder:
+    """The embedder of the verification recipe's model source."""
+    if hparams.get("pretrained_folder"):
+        return SpeakerEmbedder.from_folder(
+            hparams["pretrained_folder"], device=device, fast=False
+        )
+    source = hparams
+    checkpoint_folder = hparams.get("checkpoint_folder")
+    if hparams.get("train_hparams"):
+        source = load_hparams(
+            hparams["train_hparams"],
+            {
+                "data_folder": str(hparams["data_folder"]),
+                **(hparams.get("train_overrides") or {}),
+            },
+        )
+        checkpoint_folder = checkpoint_folder or source.get("save_folder")
+    if not checkpoint_folder:
+        raise ValueError(
+            "set checkpoint_folder (a training save folder with CKPT+* folders), "
+            "train_hparams (the training YAML) or pretrained_folder (a model folder)"
+        )
+    loaded = load_checkpoint(
+        checkpoint_folder, source["embedding_model"], source.get("mean_var_norm")
+    )
+    logger.info("Loaded %s", loaded)
+    return SpeakerEmbedder(
+        source["compute_features"],
+        source.get("mean_var_norm"),
+        source["embedding_model"],
+        sample_rate=int(source.get("sample_rate", 16000)),
+        device=device,
+    )
+
+
+def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
+    """The verification recipe: :func:`evaluate_embedder` driven by its YAML.
+
+    Arguments
+    ---------
+    hparams : mapping
+        Loaded ``hparams/verification.yaml``: ``data_folder``,
+        ``verification_file``, ``output_folder``; the model from
+        ``pretrained_folder`` (a model folder), or from ``train_hparams``
+        (the training YAML, whose ``save_folder`` holds the checkpoints
+        unless ``checkpoint_folder`` is given), or from ``checkpoint_folder``
+        with this YAML's own ``compute_features``, ``mean_var_norm`` and
+        ``embedding_model``; ``cohort_csv``, ``cohort_utts_per_speaker``,
+        ``top_k`` (AS-norm), ``calibration_file``, ``batch_size``,
+        ``batch_seconds``, ``plots``, ``progress``, ``seed``.
+    device : str, optional
+        Overrides ``hparams["device"]``.
+
+    Returns
+    -------
+    dict
+        The results of :func:`evaluate_trials`.
+    """
+    device = device or hparams.get("device", "cpu")
+    embedder = _embedder_from_hparams(hparams, device)
+    calibration = None
+    if hparams.get("calibration_file"):
+        calibration = Calibration.load(hparams["calibration_file"])
+    return evaluate_embedder(
+        embedder,
+        hparams["verification_file"],
+        hparams["data_folder"],
+        hparams["output_folder"],
+        cohort_csv=hparams.get("cohort_csv"),
+        cohort_utts_per_speaker=hparams.get("cohort_utts_per_speaker"),
+        top_k=hparams.get("top_k"),
+        calibration=calibration,
+        batch_size=hparams.get("batch_size"),
+        batch_seconds=hparams.get("batch_seconds"),
+        progress=bool(hparams.get("progress", True)),
+        plots=bool(hparams.get("plots", True)),
+        seed=hparams.get("seed"),
+    )

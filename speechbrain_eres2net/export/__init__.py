@@ -1,0 +1,1 @@
+"""Model folders (writing, checking, their card), 3D-Speaker import, ONNX, Hub."""

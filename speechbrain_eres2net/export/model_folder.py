@@ -1,0 +1,272 @@
+"""SpeechBrain model folders: writing and checking them.
+
+A model folder holds ``hyperparams.yaml`` (an inference YAML that names our
+classes as ``!new:speechbrain_eres2net...``), one checkpoint per loadable
+module, ``label_encoder.txt`` when there is a classifier, and a ``README.md``
+model card. ``SpeakerRecognition.from_hparams(source=<folder or user/repo>)``
+loads it with no overrides: the pretrainer's paths are bare file names,
+which :class:`FolderPretrainer` resolves against the source folder or Hub
+repo, so the folder can be moved or uploaded unchanged.
+
+Folders are written to a temporary sibling, checked by loading them back
+through SpeechBrain (every tensor compared by name, because SpeechBrain's
+pretrainer only warns on a mismatch), and renamed into place.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from ..dataio.files import atomic_folder
+from ..evaluation.decisions import CALIBRATION_FILE
+from ..evaluation.pipeline import (
+    evaluate_trials,
+    fit_trial_calibration,
+    trial_embeddings,
+)
+from ..inference.embedder import SpeakerEmbedder
+from ..paths import PathLike
+from .card import ModelCard, model_card
+from .yaml_nodes import MODULE_KEYS, dump_yaml
+
+logger = logging.getLogger(__name__)
+
+# Recipe checkpoint file -> model folder module (the recipe saves the
+# feature normaliser as "normalizer", SpeechBrain's ECAPA convention).
+RECIPE_CHECKPOINTS = {
+    "embedding_model": "embedding_model",
+    "classifier": "classifier",
+    "normalizer": "mean_var_norm",
+    "mean_var_norm_emb": "mean_var_norm_emb",
+}
+
+
+CHECKPOINT_FILES = {
+    "mean_var_norm": "mean_var_norm.ckpt",
+    "embedding_model": "embedding_model.ckpt",
+    "mean_var_norm_emb": "mean_var_norm_emb.ckpt",
+    "classifier": "classifier.ckpt",
+    "label_encoder": "label_encoder.txt",
+}
+
+
+def inference_yaml(
+    nodes: Mapping[str, Any],
+    loadables: list[str],
+    sample_rate: int,
+    threshold: Optional[float],
+) -> str:
+    """The ``hyperparams.yaml`` text of a model folder."""
+    modules = [k for k in MODULE_KEYS if k in nodes]
+    head = (
+        "# Speaker-embedding model folder, written by speechbrain-eres2net.\n"
+        "# Load it with speechbrain.inference.speaker.SpeakerRecognition.from_hparams\n"
+        "# (source = this folder or its Hugging Face repo); needs\n"
+        "# `pip install speechbrain-eres2net`.\n\n"
+    )
+    settings = {
+        "sample_rate": sample_rate,
+        # Cosine threshold at the equal error rate of the trial list in
+        # README.md; null when no trials were scored at export.
+        "verification_threshold": threshold,
+    }
+    body = dump_yaml(settings) + "\n" + dump_yaml({k: nodes[k] for k in modules})
+    body += "\nmodules:\n" + "".join(f"    {k}: !ref <{k}>\n" for k in modules)
+    if "label_encoder" in loadables:
+        body += "\nlabel_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder\n"
+    body += "\npretrainer: !new:speechbrain_eres2net.FolderPretrainer\n"
+    body += "    loadables:\n"
+    body += "".join(f"        {k}: !ref <{k}>\n" for k in loadables)
+    body += "    paths:\n"
+    body += "".join(f"        {k}: {CHECKPOINT_FILES[k]}\n" for k in loadables)
+    return head + body
+
+
+def _save_loadable(obj: Any, path: Path) -> None:
+    """Saves an object with the hook SpeechBrain's pretrainer will load with."""
+    from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
+
+    saver = get_default_hook(obj, DEFAULT_SAVE_HOOKS)
+    if saver is None:
+        raise TypeError(f"cannot save {type(obj).__name__} to {path}")
+    saver(obj, path)
+
+
+def write_model_folder(
+    out: PathLike,
+    nodes: Mapping[str, Any],
+    states: Mapping[str, Any],
+    card: ModelCard,
+    sample_rate: int = 16000,
+    trials: Optional[PathLike] = None,
+    data_root: Optional[PathLike] = None,
+) -> Path:
+    """Writes, checks and atomically publishes a model folder.
+
+    Arguments
+    ---------
+    out : path
+        Folder to create; an existing model folder there is replaced.
+    nodes : mapping
+        YAML nodes of the modules (keys of :data:`MODULE_KEYS`).
+    states : mapping
+        Module name -> loaded object whose state the folder must hold
+        (``label_encoder`` -> a ``CategoricalEncoder``).
+    card : ModelCard
+        Model card content.
+    sample_rate : int
+        Audio rate the model expects.
+    trials, data_root : path, optional
+        A trial list (``<1|0> <enrol> <test>``) and the folder its paths are
+        relative to: a score calibration is fitted on them and stored as
+        ``calibration.json``, and the EER, minDCF, Cllr and the EER threshold
+        are measured with the exported folder and stored in its card.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "hyperparams.yaml").exists():
+        raise FileExistsError(
+            f"{out} exists and is not a model folder; not replacing it"
+        )
+    if (trials is None) != (data_root is None):
+        raise ValueError("--trials and --data-root go together")
+    with atomic_folder(out) as tmp:
+        loadables = [k for k in CHECKPOINT_FILES if k in states]
+        for key in loadables:
+            _save_loadable(states[key], tmp / CHECKPOINT_FILES[key])
+        yaml_path = tmp / "hyperparams.yaml"
+        yaml_path.write_text(
+            inference_yaml(nodes, loadables, sample_rate, None), encoding="utf-8"
+        )
+        check_model_folder(tmp, states)
+        threshold = None
+        embedder = SpeakerEmbedder.from_folder(tmp, fast=False)
+        if trials is not None:
+            embeddings, durations = trial_embeddings(embedder, trials, data_root)
+            calibration = None
+            try:
+                calibration = fit_trial_calibration(embeddings, durations, trials)
+            except ValueError as err:
+                # Metrics and the EER threshold are still worth storing.
+                logger.warning("no calibration stored: %s", err)
+                card.notes.append(f"Not calibrated: {err}")
+            if calibration is not None:
+                calibration.save(tmp / CALIBRATION_FILE)
+                card.calibration = calibration.to_dict()
+            with tempfile.TemporaryDirectory() as scratch:
+                card.metrics = evaluate_trials(
+                    embeddings,
+                    trials,
+                    scratch,
+                    plots=False,
+                    calibration=calibration,
+                    durations=durations,
+                )
+            card.metrics["trials"] = Path(trials).name
+            threshold = card.metrics["eer_threshold"]
+            yaml_path.write_text(
+                inference_yaml(nodes, loadables, sample_rate, threshold),
+                encoding="utf-8",
+            )
+        (tmp / "README.md").write_text(
+            model_card(
+                card,
+                nodes,
+                states["embedding_model"],
+                embedder.shape.embedding_size,
+                sample_rate,
+                threshold,
+            ),
+            encoding="utf-8",
+        )
+    return out
+
+
+def check_model_folder(folder: PathLike, states: Mapping[str, Any]) -> None:
+    """Loads a folder through SpeechBrain and compares every tensor by name.
+
+    Raises ``RuntimeError`` naming the first module and tensor that is
+    missing, extra or different.
+    """
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    loaded = SpeakerRecognition.from_hparams(source=str(folder), savedir=None)
+    for key, expected in states.items():
+        if key == "label_encoder":
+            got = loaded.hparams.label_encoder
+            if got.lab2ind != expected.lab2ind:
+                raise RuntimeError(f"{folder}: label encoder does not round-trip")
+            continue
+        module = getattr(loaded.mods, key, None)
+        if module is None:
+            raise RuntimeError(
+                f"{folder}: module {key} is not built by hyperparams.yaml"
+            )
+        mismatch = state_mismatch(expected, module)
+        if mismatch:
+            raise RuntimeError(f"{folder}: {key} does not load exactly: {mismatch}")
+
+
+def state_mismatch(expected: Any, got: Any) -> Optional[str]:
+    """How two modules' saved states differ (keys, shapes, values), or None.
+
+    ``InputNormalization`` keeps its statistics outside ``state_dict``;
+    they are compared too.
+
+    Example
+    -------
+    >>> a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    >>> state_mismatch(a, a) is None, state_mismatch(a, b)
+    (True, 'tensor weight differs')
+    """
+    return dict_mismatch(_state(expected), _state(got))
+
+
+def dict_mismatch(
+    expected: Mapping[str, Any], got: Mapping[str, Any], compare_values: bool = True
+) -> Optional[str]:
+    """How two state dicts differ in keys, tensor shapes or values, or None."""
+    if expected.keys() != got.keys():
+        return (
+            f"missing {sorted(expected.keys() - got.keys())[:5]}, "
+            f"unexpected {sorted(got.keys() - expected.keys())[:5]}"
+        )
+    for name, value in expected.items():
+        other = got[name]
+        if isinstance(value, torch.Tensor):
+            if value.shape != other.shape:
+                shapes = f"{tuple(other.shape)}, expected {tuple(value.shape)}"
+                return f"{name} has shape {shapes}"
+            if compare_values and not torch.equal(value.cpu(), other.cpu()):
+                return f"tensor {name} differs"
+        elif compare_values and value != other:
+            return f"{name} differs"
+    return None
+
+
+def _state(module: Any) -> dict:
+    """``state_dict`` plus SpeechBrain's normaliser statistics."""
+    state = dict(module.state_dict())
+    if hasattr(module, "_statistics_dict"):
+        state.update({f"stats.{k}": v for k, v in module._statistics_dict().items()})
+    return state
+
+
+def _instantiate(nodes: Mapping[str, Any]) -> dict[str, Any]:
+    """Builds the modules of ``nodes`` exactly as a model folder will."""
+    modules = {k: nodes[k] for k in MODULE_KEYS if k in nodes}
+    return load_hyperpyyaml(dump_yaml(modules))

@@ -1,0 +1,305 @@
+"""ONNX export of a model folder, optionally with the filterbank inside the graph.
+
+Exporter choice (torch 2.14): ``torch.onnx.export(..., dynamo=True)`` is
+the default there but needs ``onnxscript``, which this package does not
+depend on; the TorchScript exporter (``dynamo=False``) traces ERes2Net in
+well under a second, and the traced graph is shape-generic (convolution
+strides and the statistics pooling are computed from the runtime shape),
+so batch and time are dynamic axes. Opset :data:`OPSET` (17).
+
+Neither front end exports as is: SpeechBrain's ``Fbank`` uses a complex
+``torch.stft`` and the Kaldi fbank ``torch.fft.rfft``, which the TorchScript
+exporter cannot convert. :class:`FramedDFT` computes the same short-time
+spectrum with a frame gather and a real DFT as a (float64) matrix product,
+and :class:`ExportableKaldiFbank` / :func:`exportable_front_end` rebuild
+both front ends on it, so ``--with-features`` graphs take 16 kHz waveforms.
+
+Graphs take unpadded batches (every row a full utterance): inputs
+``feats`` (batch, frames, n_mels) -- normalised features, as the
+official 3D-Speaker ONNX export -- or ``wavs`` (batch, samples); output
+``embedding`` (batch, embedding_size).
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+from torchaudio.compliance import kaldi
+
+from ..dataio.files import atomic_path
+from ..errors import require
+from ..lobes.features import KaldiFbank
+from ..paths import PathLike
+
+OPSET = 17
+
+
+class FramedDFT(nn.Module):
+    """Windowed frames and their real DFT, traceable to plain ONNX ops.
+
+    Frames are gathered with an index computed from the runtime length
+    (``snip_edges`` framing: ``1 + (samples - frame_length) // hop``); the
+    DFT is a product with cosine and sine matrices in float64, so it is as
+    exact as an FFT.
+
+    Arguments
+    ---------
+    frame_length : int
+        Samples per frame.
+    hop : int
+        Samples between frame starts.
+    n_fft : int
+        DFT size (frames are zero-padded to it).
+
+    Example
+    -------
+    >>> dft = FramedDFT(400, 160, 512)
+    >>> frames = dft.frames(torch.randn(2, 16000))
+    >>> frames.shape
+    torch.Size([2, 98, 400])
+    >>> re, im = dft.dft(frames)
+    >>> ref = torch.fft.rfft(frames.double(), n=512)
+    >>> bool(torch.allclose(re, ref.real, atol=1e-9))
+    True
+    """
+
+    def __init__(self, frame_length: int, hop: int, n_fft: int) -> None:
+        super().__init__()
+        self.frame_length = frame_length
+        self.hop = hop
+        self.n_fft = n_fft
+        time = torch.arange(frame_length, dtype=torch.float64)
+        freq = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+        angle = 2 * math.pi * time[:, None] * freq[None, :] / n_fft
+        self.register_buffer("cos", torch.cos(angle), persistent=False)
+        self.register_buffer("sin", -torch.sin(angle), persistent=False)
+        self.register_buffer("offsets", torch.arange(frame_length), persistent=False)
+
+    def frames(self, wavs: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, frames, frame_length)."""
+        count = (
+            torch.div(
+                wavs.shape[1] - self.frame_length, self.hop, rounding_mode="floor"
+            )
+            + 1
+        )
+        starts = torch.arange(count, device=wavs.device) * self.hop
+        return wavs[:, starts[:, None] + self.offsets[None, :]]
+
+    def dft(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real and imaginary DFT parts (float64) of zero-padded frames."""
+        frames = frames.double()
+        return frames @ self.cos, frames @ self.sin
+
+
+class ExportableKaldiFbank(nn.Module):
+    """:class:`~speechbrain_eres2net.features.KaldiFbank` as traceable ops.
+
+    Same computation as ``torchaudio.compliance.kaldi.fbank`` with the
+    official settings (DC removal, pre-emphasis 0.97, povey window, power
+    spectrum, Kaldi mel banks from 20 Hz, log with float epsilon floor),
+    batched over full-length waveforms.
+
+    Example
+    -------
+    >>> ref = KaldiFbank()
+    >>> fbank = ExportableKaldiFbank(ref)
+    >>> wavs = torch.rand(2, 8000) - 0.5
+    >>> bool(torch.allclose(fbank(wavs), ref(wavs), atol=1e-3))
+    True
+    """
+
+    def __init__(self, reference: KaldiFbank) -> None:
+        super().__init__()
+        n_fft = 2 ** math.ceil(math.log2(reference.window_samples))
+        self.dft = FramedDFT(reference.window_samples, reference.hop_samples, n_fft)
+        self.mean_norm = reference.mean_norm
+        window = torch.hann_window(
+            reference.window_samples, periodic=False, dtype=torch.float64
+        )
+        self.register_buffer("window", window.pow(0.85), persistent=False)
+        banks, _ = kaldi.get_mel_banks(
+            reference.n_mels,
+            n_fft,
+            float(reference.sample_rate),
+            20.0,
+            0.0,
+            100.0,
+            -500.0,
+            1.0,
+        )
+        banks = nn.functional.pad(banks, (0, 1)).double()  # Nyquist bin has no weight
+        self.register_buffer("banks", banks.t(), persistent=False)
+
+    def forward(self, wavs: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) waveforms -> (batch, frames, n_mels) features."""
+        frames = self.dft.frames(wavs).double()
+        frames = frames - frames.mean(dim=-1, keepdim=True)
+        previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+        frames = (frames - 0.97 * previous) * self.window
+        re, im = self.dft.dft(frames)
+        mel = (re * re + im * im) @ self.banks
+        feats = torch.log(mel.clamp(min=torch.finfo(torch.float32).eps))
+        if self.mean_norm:
+            feats = feats - feats.mean(dim=1, keepdim=True)
+        return feats.to(wavs.dtype)
+
+
+class ExportableSTFT(nn.Module):
+    """SpeechBrain's ``STFT`` output (batch, frames, bins, 2) via :class:`FramedDFT`."""
+
+    def __init__(self, reference: nn.Module) -> None:
+        super().__init__()
+        if reference.center and reference.pad_mode != "constant":
+            raise ValueError(
+                f"ONNX front end: STFT pad_mode {reference.pad_mode!r} is not supported"
+            )
+        self.center = reference.center
+        self.pad = reference.n_fft // 2
+        self.dft = FramedDFT(reference.n_fft, reference.hop_length, reference.n_fft)
+        window = reference.window.double()
+        left = (reference.n_fft - reference.win_length) // 2
+        window = nn.functional.pad(
+            window, (left, reference.n_fft - reference.win_length - left)
+        )
+        self.register_buffer("window", window, persistent=False)
+
+    def forward(self, wavs: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, frames, bins, 2) real/imaginary parts."""
+        if self.center:
+            wavs = nn.functional.pad(wavs, (self.pad, self.pad))
+        re, im = self.dft.dft(self.dft.frames(wavs) * self.window)
+        return torch.stack([re, im], dim=-1).to(wavs.dtype)
+
+
+def exportable_front_end(compute_features: nn.Module) -> nn.Module:
+    """A traceable copy of a model folder's front end.
+
+    Supports our :class:`KaldiFbank` and SpeechBrain's ``Fbank`` (its STFT
+    replaced by :class:`ExportableSTFT`); anything else is a ``ValueError``.
+    """
+    if isinstance(compute_features, KaldiFbank):
+        return ExportableKaldiFbank(compute_features)
+    from speechbrain.lobes.features import Fbank
+
+    if isinstance(compute_features, Fbank):
+        front = copy.deepcopy(compute_features)
+        front.compute_STFT = ExportableSTFT(compute_features.compute_STFT)
+        return front
+    raise ValueError(
+        f"--with-features supports KaldiFbank and SpeechBrain Fbank front ends, "
+        f"not {type(compute_features).__name__}; export without --with-features "
+        "and compute features outside the graph"
+    )
+
+
+class EmbeddingGraph(nn.Module):
+    """What the ONNX graph computes: (features or waveforms) -> embeddings.
+
+    Arguments
+    ---------
+    embedding_model : nn.Module
+        ERes2Net, ``(feats) -> (batch, 1, emb)``.
+    front_end : nn.Module, optional
+        Traceable waveform front end; None for a features-input graph.
+    mean_var_norm : nn.Module, optional
+        SpeechBrain normaliser applied after the front end.
+    """
+
+    def __init__(
+        self,
+        embedding_model: nn.Module,
+        front_end: Optional[nn.Module] = None,
+        mean_var_norm: Optional[nn.Module] = None,
+    ) -> None:
+        super().__init__()
+        self.embedding_model = embedding_model
+        self.front_end = front_end
+        self.mean_var_norm = mean_var_norm
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, feats) or (batch, samples) -> (batch, emb)."""
+        if self.front_end is not None:
+            inputs = self.front_end(inputs)
+            if self.mean_var_norm is not None:
+                full = torch.ones(inputs.shape[0], device=inputs.device)
+                inputs = self.mean_var_norm(inputs, full)
+        return self.embedding_model(inputs).squeeze(1)
+
+
+def build_graph(pretrained, with_features: bool = False) -> EmbeddingGraph:
+    """The module to export from a loaded model folder (``SpeakerRecognition``)."""
+    mods = pretrained.mods
+    if not with_features:
+        return EmbeddingGraph(mods.embedding_model).eval()
+    return EmbeddingGraph(
+        mods.embedding_model,
+        exportable_front_end(mods.compute_features),
+        mods.mean_var_norm,
+    ).eval()
+
+
+def export_onnx(
+    model_dir: PathLike,
+    out: PathLike,
+    with_features: bool = False,
+    opset: int = OPSET,
+) -> Path:
+    """Exports a model folder to ONNX (dynamic batch and time) and checks it.
+
+    Arguments
+    ---------
+    model_dir : path
+        Model folder (or Hub id).
+    out : path
+        ``.onnx`` file to write (atomically).
+    with_features : bool
+        Put the filterbank in the graph: input ``wavs`` (batch, samples) at
+        the model's sample rate instead of ``feats`` (batch, frames, n_mels).
+    opset : int
+        ONNX opset.
+
+    Returns
+    -------
+    Path
+        The written file, which ``onnx.checker`` accepts.
+    """
+    from ..inference.folder import load_model_folder
+
+    onnx = require("onnx", "export", "ONNX export")
+
+    pretrained = load_model_folder(model_dir)
+    graph = build_graph(pretrained, with_features)
+    rate = int(getattr(pretrained.hparams, "sample_rate", 16000))
+    if with_features:
+        example, name, axis = torch.randn(2, rate) * 0.1, "wavs", "samples"
+    else:
+        feat_dim = pretrained.mods.embedding_model.feat_dim
+        example, name, axis = torch.randn(2, 200, feat_dim), "feats", "frames"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        # The TorchScript exporter warns about its own deprecation and about
+        # traced shape arithmetic, which is what makes axes dynamic.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(tmp),
+            input_names=[name],
+            output_names=["embedding"],
+            dynamic_axes={name: {0: "batch", 1: axis}, "embedding": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+        onnx.checker.check_model(str(tmp), full_check=True)
+    return out

@@ -1,0 +1,151 @@
+"""A model folder from a recipe checkpoint: any SpeechBrain embedding lobe.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..paths import PathLike
+from ..training.checkpoints import latest_checkpoint
+from .card import ModelCard, model_title
+from .model_folder import (
+    RECIPE_CHECKPOINTS,
+    _instantiate,
+    dict_mismatch,
+    write_model_folder,
+)
+from .yaml_nodes import training_nodes
+
+
+def export_hub(
+    hparams_file: PathLike,
+    checkpoint: PathLike,
+    out: PathLike,
+    trials: Optional[PathLike] = None,
+    data_root: Optional[PathLike] = None,
+    label_encoder: Optional[PathLike] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
+    training_data: str = "not stated",
+    license: str = "apache-2.0",
+) -> Path:
+    """Turns a recipe checkpoint into a model folder.
+
+    Arguments
+    ---------
+    hparams_file : path
+        The training YAML; its ``compute_features``, ``mean_var_norm``,
+        ``embedding_model`` (and ``classifier``, ``mean_var_norm_emb``)
+        nodes become the folder's modules, so it rebuilds the trained
+        architecture exactly.
+    checkpoint : path
+        A ``CKPT+...`` folder, or the save folder holding them (the latest
+        is used).
+    out : path
+        Model folder to write.
+    trials, data_root : path, optional
+        Trial list and its wav root, to measure EER/minDCF and the
+        verification threshold.
+    label_encoder : path, optional
+        The recipe's ``label_encoder.txt``; default: next to the checkpoint.
+    overrides : mapping, optional
+        Values for the training YAML's ``!PLACEHOLDER`` entries or others.
+    training_data : str
+        What the model was trained on, for the model card.
+    license : str
+        License of the weights, for the model card.
+    """
+    nodes = training_nodes(hparams_file, overrides)
+    sample_rate = nodes.pop("sample_rate")
+    ckpt = latest_checkpoint(checkpoint)
+    _fit_classifier_size(nodes, ckpt / "classifier.ckpt")
+    states = _instantiate(nodes)
+    for filename, key in RECIPE_CHECKPOINTS.items():
+        path = ckpt / f"{filename}.ckpt"
+        if key not in states:
+            continue
+        if path.is_file():
+            _load_recipe_state(states[key], path, key)
+        elif key in ("embedding_model", "classifier"):
+            raise FileNotFoundError(f"{ckpt} has no {filename}.ckpt")
+        elif _statistics_needed(states[key]):
+            raise FileNotFoundError(
+                f"{ckpt} has no {filename}.ckpt, but {key} uses global statistics"
+            )
+        else:
+            del states[key]  # sentence-level normalisation: nothing to store
+    if "classifier" in states:
+        states["label_encoder"] = _label_encoder(label_encoder, ckpt)
+    card = ModelCard(
+        title=model_title(states["embedding_model"], Path(hparams_file).stem),
+        training_data=training_data,
+        source="Trained with the speechbrain-eres2net recipe "
+        f"`{Path(hparams_file).name}` (checkpoint `{ckpt.name}`).\n",
+        license=license,
+    )
+    return write_model_folder(out, nodes, states, card, sample_rate, trials, data_root)
+
+
+def _fit_classifier_size(nodes: dict, path: Path) -> None:
+    """Sets the classifier's ``out_neurons`` to what the checkpoint holds.
+
+    The recipe sets the number of classes from the data (speakers x
+    speeds) at run time, so the YAML value is only a default.
+    """
+    node = nodes.get("classifier")
+    if node is None or "out_neurons" not in node or not path.is_file():
+        return
+    weight = torch.load(path, map_location="cpu", weights_only=True).get("weight")
+    if weight is not None:
+        node["out_neurons"] = int(weight.shape[0])
+
+
+def _statistics_needed(module: Any) -> bool:
+    """Whether a normaliser carries learned statistics (global/batch norm)."""
+    return getattr(module, "norm_type", "sentence") == "global"
+
+
+def _load_recipe_state(module: Any, path: Path, key: str) -> None:
+    """Loads a recipe checkpoint file strictly (SpeechBrain's pretrainer would not)."""
+    if hasattr(module, "_load_statistics_dict"):
+        module._load_statistics_dict(torch.load(path, map_location="cpu"))
+        return
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    problem = dict_mismatch(module.state_dict(), state, compare_values=False)
+    if problem:
+        raise ValueError(
+            f"{path} does not fit the {key} of the training YAML: {problem}"
+        )
+    module.load_state_dict(state, strict=True)
+    module.eval()
+
+
+def _label_encoder(path: Optional[PathLike], ckpt: Path):
+    """The recipe's label encoder (``label_encoder.txt`` of the save folder)."""
+    from speechbrain.dataio.encoder import CategoricalEncoder
+
+    candidates = (
+        [Path(path)]
+        if path
+        else [
+            ckpt.parent / "label_encoder.txt",
+            ckpt / "label_encoder.txt",
+            ckpt.parent.parent / "label_encoder.txt",
+        ]
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            encoder = CategoricalEncoder()
+            encoder.load(candidate)
+            return encoder
+    raise FileNotFoundError(
+        "label encoder not found (looked for "
+        + ", ".join(str(c) for c in candidates)
+        + "); pass --label-encoder"
+    )

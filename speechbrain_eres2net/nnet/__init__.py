@@ -1,0 +1,1 @@
+"""Training objectives and schedules: AAM loss, LR and margin schedules."""

@@ -1,0 +1,67 @@
+"""Defaults of the inference and evaluation commands, read from ``verification.yaml``.
+
+The command line and the Python API take their defaults (batch sizes, AS-norm
+cohort, decision prior and costs, calibration) from the scalar entries of
+``hparams/verification.yaml``, the same file the verification recipe runs
+with, so a default lives in one place.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .paths import hparams_file
+
+# Scalar entries of verification.yaml that are defaults of the API and CLI.
+SETTING_KEYS = (
+    "seed",
+    "batch_size",
+    "batch_seconds_cpu",
+    "batch_seconds_cuda",
+    "top_k",
+    "cohort_utts_per_speaker",
+    "p_target",
+    "c_miss",
+    "c_fa",
+    "calibration_prior",
+    "calibration_quality",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _read() -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    path = hparams_file("verification.yaml")
+    data = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    missing = [k for k in SETTING_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: missing default(s) {missing}")
+    return {
+        k: list(data[k]) if isinstance(data[k], list) else data[k] for k in SETTING_KEYS
+    }
+
+
+def default(key: str) -> Any:
+    """The default of one setting.
+
+    Example
+    -------
+    >>> default("top_k")
+    300
+    """
+    return _read()[key]
+
+
+def batch_seconds(device_type: str) -> float:
+    """Most padded audio seconds per forward pass on a device type.
+
+    Example
+    -------
+    >>> batch_seconds("cpu")
+    20.0
+    """
+    return float(
+        default("batch_seconds_cuda" if device_type == "cuda" else "batch_seconds_cpu")
+    )

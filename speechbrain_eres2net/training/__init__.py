@@ -1,0 +1,1 @@
+"""Training: the ``SpeakerBrain``, the recipe driver, recipe checkpoints."""

@@ -1,0 +1,142 @@
+"""The package keeps its shape: imports point one way, and no cycles.
+
+Subpackages are ranked by role (audio -> features -> model -> embedding ->
+scores, then the tools around them); a module may import from its own
+subpackage and from lower ranks only. Imports inside functions count too:
+a lazy import pointing up is still a dependency pointing up.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "speechbrain_eres2net"
+
+# Lowest first. Top-level leaf modules (no package imports) sit below all.
+RANKS = {
+    "paths": 0,
+    "errors": 0,
+    "settings": 0,
+    "lobes": 1,
+    "nnet": 2,
+    "dataio": 3,
+    "augment": 4,
+    "training": 5,
+    "inference": 6,
+    "evaluation": 7,
+    "export": 8,
+    "cli": 9,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports(path: Path, name: str = "") -> set[str]:
+    """Modules of the package that ``path`` imports, anywhere in the file."""
+    name = name or module_name(path)
+    is_package = path.name == "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("speechbrain_eres2net"):
+                continue
+            # "from . import x" / "from .pkg import module" name modules too.
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}"
+                if any(
+                    (PACKAGE.parent / candidate.replace(".", "/"))
+                    .with_suffix(s)
+                    .exists()
+                    for s in (".py", "")
+                ):
+                    found.add(candidate)
+                    break
+            else:
+                found.add(target)
+        elif isinstance(node, ast.Import):
+            found |= {
+                a.name for a in node.names if a.name.startswith("speechbrain_eres2net")
+            }
+    return found
+
+
+def subpackage(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+MODULES = {
+    module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "hparams" not in p.parts
+}
+
+
+def test_every_subpackage_has_a_rank():
+    names = {subpackage(m) for m in MODULES} - {""}
+    assert names <= RANKS.keys(), names - RANKS.keys()
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.count(".") >= 1))
+def test_imports_point_down(module):
+    own = subpackage(module)
+    for target in package_imports(MODULES[module]):
+        other = subpackage(target)
+        if other in ("", own):
+            continue
+        assert RANKS[other] <= RANKS[own], (
+            f"{module} ({own}, rank {RANKS[own]}) imports {target} "
+            f"({other}, rank {RANKS[other]}): imports must point down"
+        )
+
+
+def test_lobes_import_nothing_above_them():
+    for module, path in MODULES.items():
+        if subpackage(module) == "lobes":
+            others = {subpackage(t) for t in package_imports(path)} - {"lobes"}
+            assert not others, f"{module} imports {others}"
+
+
+def test_no_import_cycles():
+    graph = {
+        m: {t for t in package_imports(p) if t in MODULES} for m, p in MODULES.items()
+    }
+    # The package __init__ re-exports; edges into it are not dependencies.
+    graph = {m: targets - {"speechbrain_eres2net"} for m, targets in graph.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :] + [nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_checker_sees_an_upward_import(tmp_path):
+    """The checker itself: a lazy import from a lobe into training is caught."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from ..training import brain\n")
+    found = package_imports(probe, "speechbrain_eres2net.lobes.probe")
+    assert found == {"speechbrain_eres2net.training.brain"}
+    assert RANKS[subpackage(next(iter(found)))] > RANKS["lobes"]
