@@ -70,14 +70,14 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
 def test_quickstart_bad_folder_is_one_line_error(tmp_path, capsys):
     status = main(["--data_folder", str(tmp_path / "missing")])
     assert status == 1
-    printed = capsys.readouterr().out.strip().splitlines()
+    printed = capsys.readouterr().err.strip().splitlines()
     assert printed == [
         f"eres2net quickstart: error: --data_folder {tmp_path / 'missing'} "
         "is not a folder"
     ]
     (tmp_path / "corpus").mkdir()
     assert main(["--data_folder", str(tmp_path / "corpus")]) == 1
-    assert "dev_trials.txt not found" in capsys.readouterr().out
+    assert "dev_trials.txt not found" in capsys.readouterr().err
 
 
 def digest(folder: Path) -> str:

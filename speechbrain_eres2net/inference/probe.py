@@ -69,7 +69,7 @@ def probe_model(
     >>> from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
     >>> ecapa = ECAPA_TDNN(40, channels=[16, 16, 16, 16, 48], lin_neurons=24)
     >>> probe_model(Fbank(n_mels=40), ecapa.eval())
-    ModelShape(feat_dim=40, embedding_size=24, min_frames=1)
+    ModelShape(feat_dim=40, embedding_size=24, min_frames=5)
     """
     device = device or torch.device("cpu")
     feats = compute_features(torch.zeros(1, sample_rate, device=device))
