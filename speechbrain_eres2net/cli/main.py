@@ -11,6 +11,7 @@ Authors
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -52,9 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Notices(logging.StreamHandler):
+    """The package's warnings on stderr as ``eres2net: <message>``."""
+
+
+def show_notices() -> None:
+    """Routes the package's warnings (e.g. audio conversions) to stderr.
+
+    Library code logs; the command line decides how that reaches people.
+    The handler writes to the ``sys.stderr`` of this call.
+    """
+    package = logging.getLogger("speechbrain_eres2net")
+    for handler in [h for h in package.handlers if isinstance(h, _Notices)]:
+        package.removeHandler(handler)
+    handler = _Notices(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("eres2net: %(message)s"))
+    package.addHandler(handler)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``eres2net`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    show_notices()
     if argv[:1] == ["quickstart"]:
         # Everything after the command belongs to the quickstart's own parser.
         from .quickstart import main as quickstart_main

@@ -13,8 +13,8 @@ Authors
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ import torch
 import torchaudio
 
 from ..paths import PathLike
+
+logger = logging.getLogger(__name__)
 
 # Conversions already announced in this process: each is said once.
 _announced: set[str] = set()
@@ -38,7 +40,10 @@ class AudioError(ValueError):
 
 
 def announce_once(key: str, message: str) -> None:
-    """Prints ``message`` on stderr the first time ``key`` is announced.
+    """Logs ``message`` as a warning the first time ``key`` is announced.
+
+    A warning, so that it reaches stderr even where no logging is set up
+    (Python's last-resort handler), as a conversion the user should know of.
 
     Example
     -------
@@ -46,7 +51,7 @@ def announce_once(key: str, message: str) -> None:
     """
     if key not in _announced:
         _announced.add(key)
-        print(f"eres2net: {message}", file=sys.stderr)
+        logger.warning("%s", message)
 
 
 def check_audio_file(path: PathLike) -> soundfile._SoundFileInfo:

@@ -60,6 +60,10 @@ def time_mask(
 ) -> torch.Tensor:
     """A (batch, 1, 1, time) mask, 1 on valid frames and 0 on padding.
 
+    SpeechBrain's ``length_to_mask``, shaped for 2-D feature maps. It is
+    imported on first use: ``speechbrain.dataio`` takes seconds to import,
+    and ``import speechbrain_eres2net`` stays cheap without it.
+
     Arguments
     ---------
     frames : torch.Tensor
@@ -80,6 +84,7 @@ def time_mask(
     tensor([[1., 1., 0.],
             [1., 1., 1.]])
     """
-    steps = torch.arange(max_frames, device=frames.device)
-    mask = steps.unsqueeze(0) < frames.unsqueeze(1)
-    return mask.to(dtype)[:, None, None, :]
+    from speechbrain.dataio.dataio import length_to_mask
+
+    mask = length_to_mask(frames, max_len=max_frames, dtype=dtype)
+    return mask[:, None, None, :]
