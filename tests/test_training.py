@@ -604,3 +604,42 @@ def test_waveform_pipeline_with_speed_perturbation_and_validation(corpus, tmp_pa
     assert "epoch: 1," in log and "valid loss" in log and "valid accuracy" in log
     ckpts = list(Path(hparams["save_folder"]).glob("CKPT+*"))
     assert len(ckpts) == 1
+
+
+def test_an_augmentation_is_one_yaml_entry(corpus, tmp_path):
+    """wav_augment is SpeechBrain's Augmenter: listing a module adds it."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, wavs, lengths):
+            seen.append(wavs.shape[0])
+            return wavs * 0.5
+
+    yaml = f"""
+recorder: !new:{__name__}.RecorderHolder.make
+wav_augment: !new:speechbrain.augment.augmenter.Augmenter
+    concat_original: True
+    augmentations: [!ref <recorder>]
+"""
+    RecorderHolder.make = Recorder
+    from hyperpyyaml import load_hyperpyyaml
+
+    augment = load_hyperpyyaml(yaml)["wav_augment"]
+    hparams = tiny_hparams(
+        corpus,
+        tmp_path,
+        feature_cache=False,
+        number_of_epochs=1,
+        warmup_epochs=0.5,
+        batch_size=2,
+    )
+    hparams["wav_augment"] = augment
+    brain = train(hparams, {"noprogressbar": True})
+    # Every training batch went through the listed module, and with
+    # concat_original the batch (and its labels) doubled without an error.
+    assert seen and len(seen) == brain.steps_per_epoch
+    assert brain.accuracy.total == 2 * sum(seen)
+
+
+class RecorderHolder:
+    make = None

@@ -92,7 +92,11 @@ class SpeakerBrain(sb.core.Brain):
     ``embedding_model``, ``classifier``. Expected ``hparams``:
     ``compute_cost`` (:class:`ArcMarginLoss`), ``lr_scheduler``
     (:class:`WarmupCosineLR`), ``margin_scheduler`` (:class:`MarginSchedule`),
-    optional ``env_corrupt`` (:class:`EnvCorruption`), ``train_logger``,
+    optional ``wav_augment`` (a SpeechBrain ``Augmenter``, or any module
+    ``(wavs, lengths) -> wavs`` or ``-> (wavs, lengths)``, applied to training
+    waveforms; the recipe YAMLs list :class:`EnvCorruption` in an
+    ``Augmenter``, so another augmentation is one more list entry),
+    ``train_logger``,
     ``epoch_clock`` (set by :func:`build_datasets`), ``keep_checkpoints``,
     ``channels_last`` (store the embedding model's 4-D weights NHWC, so
     its 2-D convolutions run channels-last; values are unchanged).
@@ -130,9 +134,10 @@ class SpeakerBrain(sb.core.Brain):
             feats, lens = batch.feats
         else:
             wavs, lens = batch.sig
-            corrupt = getattr(self.hparams, "env_corrupt", None)
-            if stage == sb.Stage.TRAIN and corrupt is not None:
-                wavs = corrupt(wavs, lens)
+            augment = getattr(self.hparams, "wav_augment", None)
+            if stage == sb.Stage.TRAIN and augment is not None:
+                out = augment(wavs, lens)
+                wavs, lens = out if isinstance(out, tuple) else (out, lens)
             feats = self.modules.compute_features(wavs)
         return self.modules.mean_var_norm(feats, lens), lens
 
@@ -146,6 +151,11 @@ class SpeakerBrain(sb.core.Brain):
     def compute_objectives(self, predictions, batch, stage):
         """AAM loss; also tracks classification accuracy."""
         labels, _ = batch.spk_label
+        augment = getattr(self.hparams, "wav_augment", None)
+        if stage == sb.Stage.TRAIN and hasattr(augment, "replicate_labels"):
+            # An Augmenter may add copies of the batch (concat_original,
+            # parallel pipelines); their labels follow.
+            labels = augment.replicate_labels(labels)
         loss = self.hparams.compute_cost(predictions, labels)
         self.accuracy.update(predictions.detach(), labels)
         return loss

@@ -40,13 +40,17 @@ def load_hparams(hparams_file: str, overrides: Any = None) -> dict:
 
 
 def prepare_kwargs(hparams: dict) -> dict:
-    """Arguments of :func:`~..dataio.voxceleb_prepare.prepare_voxceleb`."""
+    """Arguments of ``prepare_voxceleb`` from a training YAML.
+
+    ``split_ratio`` and ``seed`` are required keys: the YAML holds the
+    recipe's values, and a default here could silently disagree with it.
+    """
     return {
         "data_folders": hparams["data_folder"],
         "save_folder": hparams["csv_folder"],
         "verification_pairs_file": hparams.get("verification_file"),
-        "split_ratio": tuple(hparams.get("split_ratio", (90, 10))),
-        "seed": hparams.get("seed", 1234),
+        "split_ratio": tuple(hparams["split_ratio"]),
+        "seed": hparams["seed"],
     }
 
 
