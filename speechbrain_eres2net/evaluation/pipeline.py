@@ -295,7 +295,10 @@ def evaluate_trials(
     ['results.json', 'scores.txt']
     """
     labels, names, left, right, unit, scores = _scored_trials(embeddings, trials_file)
-    results = verification_metrics(scores, labels, P_TARGETS)
+    try:
+        results = verification_metrics(scores, labels, P_TARGETS)
+    except ValueError as err:  # one class only, NaN scores: name the list
+        raise ValueError(f"{trials_file}: {err}") from err
     results["min_cllr"] = min_cllr(scores, labels)
     results["trials_file"] = str(trials_file)
     columns = [scores]
