@@ -270,7 +270,9 @@ def prepare_voxceleb(
         VoxCeleb trial list (paths relative to a root's ``wav`` folder). Its
         utterances go to ``veri.csv`` with the path as ID.
     split_ratio : (int, int)
-        Train/dev proportions of each speaker's utterances.
+        Train/dev proportions of each speaker's utterances. This default and
+        ``seed``'s are those of SpeechBrain's ``prepare_voxceleb``; the
+        recipe passes its YAML's values (``split_ratio: [98, 2]``).
     exclude_trial_speakers : bool
         Leave the speakers of the trial list out of train/dev (the VoxCeleb1
         protocol when training on VoxCeleb1 dev + test folders).

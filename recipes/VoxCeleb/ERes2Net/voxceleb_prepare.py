@@ -35,25 +35,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--save_folder", required=True)
     parser.add_argument("--verification_file", default=None)
-    parser.add_argument("--split_ratio", nargs=2, type=int, default=[90, 10])
+    # Unset options keep prepare_voxceleb's defaults (SpeechBrain's: 90/10, seed
+    # 1234), so they live in one place.
+    parser.add_argument("--split_ratio", nargs=2, type=int)
     parser.add_argument(
         "--keep_trial_speakers",
         action="store_true",
         help="train on the trial list's speakers too (left out by default)",
     )
-    parser.add_argument("--num_workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--num_workers", type=int)
+    parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        given = {
+            "split_ratio": tuple(args.split_ratio) if args.split_ratio else None,
+            "num_workers": args.num_workers,
+            "seed": args.seed,
+        }
         outputs = prepare_voxceleb(
             args.data_folder,
             args.save_folder,
             verification_pairs_file=args.verification_file,
-            split_ratio=tuple(args.split_ratio),
             exclude_trial_speakers=not args.keep_trial_speakers,
-            num_workers=args.num_workers,
-            seed=args.seed,
+            **{k: v for k, v in given.items() if v is not None},
         )
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
