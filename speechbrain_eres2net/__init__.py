@@ -25,6 +25,7 @@ __version__ = "0.2.0"
 _LAZY = {
     "FolderPretrainer": "inference.folder",
     "SpeakerEmbedder": "inference.embedder",
+    "Verifier": "evaluation.decisions",
     "embed_long": "inference.long",
     "optimize_for_inference": "inference.fastpath",
 }
@@ -48,6 +49,7 @@ __all__ = [
     "SpeakerEmbedder",
     "SumFusion",
     "TemporalStatsPool",
+    "Verifier",
     "embed_long",
     "make_fusion",
     "optimize_for_inference",
