@@ -38,6 +38,8 @@ setup(
         "matplotlib",
     ],
     extras_require={
+        # ONNX export, and the ONNX Runtime engine of the fast path (fp32 on
+        # CPUs without native bf16, int8).
         "export": ["onnx", "onnxruntime"],
         "hub": ["huggingface_hub"],
         "dev": [

@@ -26,6 +26,11 @@ SETTING_KEYS = (
     "c_fa",
     "calibration_prior",
     "calibration_quality",
+    "fp32_engine_cpu",
+    "int8_calibration_utterances",
+    "int8_calibration_method",
+    "int8_reduce_range",
+    "int8_min_cosine",
 )
 
 

@@ -38,7 +38,19 @@ def embedder(args: argparse.Namespace):
     """The model folder of ``--model`` as a :class:`SpeakerEmbedder`."""
     from ..inference.embedder import SpeakerEmbedder
 
-    return SpeakerEmbedder.from_folder(args.model, device=args.device, fast=args.fast)
+    precision = getattr(args, "precision", "auto")
+    if precision == "int8" and not getattr(args, "int8_calibration", None):
+        raise ValueError(
+            "--precision int8 needs --int8-calibration (audio files or folders of real "
+            "speech to calibrate the quantization)"
+        )
+    return SpeakerEmbedder.from_folder(
+        args.model,
+        device=args.device,
+        fast=args.fast,
+        precision=precision,
+        int8_calibration=getattr(args, "int8_calibration", None),
+    )
 
 
 def run(args: argparse.Namespace) -> int:

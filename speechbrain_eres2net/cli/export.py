@@ -48,6 +48,14 @@ def add_parsers(commands) -> None:
         action="store_true",
         help="filterbank inside the graph: input waveforms instead of features",
     )
+    onnx.add_argument(
+        "--int8",
+        nargs="+",
+        metavar="AUDIO",
+        dest="int8_calibration",
+        help="write an int8 graph (statically quantized convolutions), calibrated "
+        "on these audio files, folders or lists of real speech",
+    )
 
 
 def _publish(args: argparse.Namespace, folder: Path) -> int:
@@ -98,11 +106,18 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     """``eres2net export-onnx``: model folder -> ONNX graph."""
     from ..export.onnx import OPSET, export_onnx
 
-    out = export_onnx(args.model, args.out, with_features=args.with_features)
+    out = export_onnx(
+        args.model,
+        args.out,
+        with_features=args.with_features,
+        int8_calibration=args.int8_calibration,
+    )
     kind = (
         "wavs (batch, samples)" if args.with_features else "feats (batch, frames, mels)"
     )
     print(
-        f"wrote {out} (opset {OPSET}, input {kind}, output embedding)", file=sys.stderr
+        f"wrote {out} (opset {OPSET}, {'int8' if args.int8_calibration else 'fp32'}, "
+        f"input {kind}, output embedding)",
+        file=sys.stderr,
     )
     return 0

@@ -24,6 +24,21 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="run the eager model instead of the optimised inference path",
     )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "int8"),
+        help="fast path precision: auto (bf16 where the CPU computes it natively, "
+        "else fp32), fp32, bf16, or int8 (quantized convolutions, needs "
+        "--int8-calibration and onnxruntime)",
+    )
+    parser.add_argument(
+        "--int8-calibration",
+        nargs="+",
+        metavar="AUDIO",
+        help="real speech for --precision int8: audio files, folders or lists "
+        "(int8_calibration_utterances of verification.yaml are used)",
+    )
 
 
 def batch_options(parser: argparse.ArgumentParser) -> None:

@@ -132,25 +132,116 @@ class SpeakerEmbedder:
         savedir: Optional[PathLike] = None,
         device: str = "cpu",
         fast: bool = True,
+        precision: str = "auto",
+        int8_calibration: Optional[Sequence[PathLike]] = None,
     ) -> SpeakerEmbedder:
         """Loads a model folder; ``fast`` uses the optimised inference path.
 
-        The fast path (``speechbrain_eres2net.fastpath``) is used when it is
-        installed; without it the eager model runs.
+        ``precision`` is that of
+        :func:`~speechbrain_eres2net.inference.fastpath.optimize_for_inference`
+        (``"auto"``, ``"fp32"``, ``"bf16"``, ``"int8"``); ``"int8"`` needs
+        ``calibration``: audio files, folders or lists of real speech
+        (:func:`expand_inputs`), of which ``int8_calibration_utterances``
+        (verification.yaml), evenly spread over the sorted list, calibrate
+        the quantization. Other precisions ignore ``int8_calibration``.
         """
+        if precision == "int8" and not fast:
+            raise ValueError("from_folder: precision='int8' needs fast=True")
         pretrained = load_model_folder(source, savedir, device)
         hparams = pretrained.hparams
-        model = pretrained.mods.embedding_model
-        if fast:
-            model = fast_path(model)
-        return cls(
+        embedder = cls(
             pretrained.mods.compute_features,
             pretrained.mods.mean_var_norm,
-            model,
+            pretrained.mods.embedding_model,
             sample_rate=int(getattr(hparams, "sample_rate", 16000)),
             threshold=getattr(hparams, "verification_threshold", None),
             device=device,
         )
+        if fast:
+            feats = None
+            if precision == "int8":
+                feats = embedder.calibration_features(int8_calibration or [])
+            embedder.embedding_model = fast_path(
+                embedder.embedding_model, precision=precision, calibration_feats=feats
+            )
+        return embedder
+
+    @staticmethod
+    def calibration_files(
+        inputs: Sequence[PathLike], limit: Optional[int] = None
+    ) -> list[Path]:
+        """Audio files for int8 calibration, evenly spread over the sorted list.
+
+        Arguments
+        ---------
+        inputs : sequence of path
+            Audio files, folders or lists (:func:`expand_inputs`).
+        limit : int, optional
+            Most files (default: ``int8_calibration_utterances`` of
+            verification.yaml).
+
+        Returns
+        -------
+        list of Path
+            Every ``len // limit``-th file of the sorted list, at most ``limit``.
+
+        Example
+        -------
+        >>> SpeakerEmbedder.calibration_files(["a.wav", "b.wav", "c.wav"], limit=2)
+        [PosixPath('a.wav'), PosixPath('b.wav')]
+        """
+        files = sorted(expand_inputs(inputs))
+        if not files:
+            raise ValueError(
+                "int8_calibration: no audio files found (give files or folders of "
+                "real speech)"
+            )
+        limit = limit or int(default("int8_calibration_utterances"))
+        return files[:: max(1, len(files) // limit)][:limit]
+
+    @torch.no_grad()
+    def calibration_features(
+        self, inputs: Sequence[PathLike], limit: Optional[int] = None
+    ) -> list[torch.Tensor]:
+        """Normalised (frames, feats) features of audio files, for int8 calibration.
+
+        Arguments
+        ---------
+        inputs : sequence of path
+            Audio files, folders or lists (:func:`expand_inputs`).
+        limit : int, optional
+            Most files (:meth:`calibration_files`).
+
+        Returns
+        -------
+        list of torch.Tensor
+            One (frames, feats) tensor per readable file.
+
+        Example
+        -------
+        >>> import tempfile, soundfile
+        >>> from speechbrain_eres2net import ERes2Net, KaldiFbank
+        >>> embedder = SpeakerEmbedder(
+        ...     KaldiFbank(), None, ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1])
+        ... )
+        >>> folder = tempfile.mkdtemp()
+        >>> soundfile.write(f"{folder}/a.wav", np.random.randn(8000) * 0.1, 16000)
+        >>> [f.shape for f in embedder.calibration_features([folder])]
+        [torch.Size([48, 80])]
+        """
+        feats = []
+        for path in self.calibration_files(inputs, limit):
+            try:
+                wav = read_audio(path, self.sample_rate, self.min_samples)
+            except AudioError:
+                continue  # one unreadable file does not spoil calibration
+            x = self.compute_features(wav.to(self.device).float().unsqueeze(0))
+            if self.mean_var_norm is not None:
+                x = self.mean_var_norm(x, torch.ones(1, device=self.device))
+            feats.append(x[0])
+        if not feats:
+            raise ValueError("int8_calibration: none of the audio files could be read")
+        return feats
 
     def _frames(self, samples: int) -> int:
         """Feature frames the front end gives for a waveform of this length."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Optional
 
@@ -41,11 +42,17 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .. import settings
 from ..lobes.eres2net import ERes2Net, ERes2NetBlock
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+ENGINES = ("auto", "torch", "onnxruntime")
+# CPU capabilities (torch.backends.cpu.get_cpu_capability()) on which the
+# fp32 engine named by ``fp32_engine_cpu`` (verification.yaml) was measured;
+# elsewhere (ARM, DEFAULT) the PyTorch path runs.
+X86_CAPABILITIES = ("AVX2", "AVX512")
 
 
 def fold_batchnorms(model: nn.Module) -> nn.Module:
@@ -140,6 +147,8 @@ class FastERes2Net(nn.Module):
         super().__init__()
         self.model = folded
         self.bf16 = bf16
+        self.precision = "bf16" if bf16 else "fp32"
+        self.engine = "torch"
         self.feat_dim = folded.feat_dim
         self.embedding_size = folded.embedding_size
         self.min_frames = folded.min_frames
@@ -205,6 +214,77 @@ class Float32(nn.Module):
             return self.module(*args)
 
 
+def fp32_engine(device: torch.device) -> str:
+    """The engine ``precision="auto"`` runs fp32 with on ``device``.
+
+    ``"onnxruntime"`` on x86 CPUs (capability AVX2 or AVX512) when it is
+    installed and ``fp32_engine_cpu`` in ``verification.yaml`` names it,
+    else ``"torch"`` (folded fp32, channels-last).
+
+    Example
+    -------
+    >>> fp32_engine(torch.device("cpu")) in ENGINES
+    True
+    """
+    from .onnx_engine import onnxruntime_available
+
+    if device.type != "cpu":
+        return "torch"
+    if torch.backends.cpu.get_cpu_capability() not in X86_CAPABILITIES:
+        return "torch"
+    if settings.default("fp32_engine_cpu") != "onnxruntime":
+        return "torch"
+    if not onnxruntime_available():
+        logger.info("onnxruntime is not installed: the fp32 fast path runs in torch")
+        return "torch"
+    return "onnxruntime"
+
+
+def _check_input(model: ERes2Net, example_frames: int) -> tuple:
+    """A random (2, example_frames, feat_dim) batch, one row padded."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, example_frames, model.feat_dim, generator=generator)
+    lengths = torch.tensor([1.0, 0.5 + 0.5 * model.min_frames / example_frames])
+    return x.to(device), lengths.to(device)
+
+
+def _worst_cosine(
+    fast: nn.Module, model: ERes2Net, inputs: tuple[torch.Tensor, ...]
+) -> float:
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        reference = model(*inputs)
+        cosine = torch.cosine_similarity(fast(*inputs), reference, dim=-1)
+    model.train(was_training)
+    return float(cosine.min())
+
+
+def _onnx_fast_path(
+    model: ERes2Net,
+    example_frames: int,
+    precision: str,
+    calibration_feats: Optional[Sequence[torch.Tensor]],
+) -> nn.Module:
+    """An :class:`OrtERes2Net` of ``model``, fp32 or int8."""
+    from .onnx_engine import OrtERes2Net, onnx_graph, quantize_int8
+
+    folded = fold_batchnorms(copy.deepcopy(model)).cpu()
+    example = torch.randn(1, example_frames, model.feat_dim)
+    graph = onnx_graph(folded, example)
+    if precision == "int8":
+        limit = int(settings.default("int8_calibration_utterances"))
+        feats = list(calibration_feats)[:limit]
+        graph = quantize_int8(
+            graph,
+            feats,
+            method=settings.default("int8_calibration_method"),
+            reduce_range=settings.default("int8_reduce_range"),
+        )
+    return OrtERes2Net(model, graph, precision=precision)
+
+
 def optimize_for_inference(
     model: ERes2Net,
     example_frames: int = 300,
@@ -212,15 +292,29 @@ def optimize_for_inference(
     precision: str = "auto",
     min_cosine: float = 0.9999,
     channels_last: bool = True,
+    engine: str = "auto",
+    calibration_feats: Optional[Sequence[torch.Tensor]] = None,
 ) -> nn.Module:
     """Returns a faster copy of ``model`` for embedding extraction.
 
     BatchNorm is folded into the convolutions of a deep copy (the original
-    is untouched), and on hardware with native bf16 the convolutions run
-    in bf16 (see the module docstring for measurements). The result is
-    checked against ``model`` on a random ``(2, example_frames, feat_dim)``
-    batch, one utterance padded; if bf16 gives a cosine below
-    ``min_cosine`` it falls back to fp32.
+    is untouched). ``precision="auto"`` picks, by processor:
+
+    * native bf16 (AVX512-BF16/AMX CPUs, bf16 GPUs): PyTorch, convolutions
+      in bf16 (see the module docstring for measurements);
+    * other x86 CPUs (capability AVX2/AVX512): ONNX Runtime fp32 where it is
+      installed (:func:`fp32_engine`), else PyTorch fp32, channels-last.
+
+    ``precision="int8"`` quantizes the convolutions (ONNX Runtime, static
+    post-training quantization calibrated on ``calibration_feats``; see
+    :func:`~speechbrain_eres2net.inference.onnx_engine.quantize_int8`).
+    Without onnxruntime it warns and returns the PyTorch fast path.
+
+    bf16 and ONNX Runtime fp32 are checked against ``model`` on a random
+    ``(2, example_frames, feat_dim)`` batch, one utterance padded, and fall
+    back to PyTorch fp32 below ``min_cosine``. int8 is checked on up to 8
+    calibration utterances against ``int8_min_cosine`` (verification.yaml)
+    and falls back likewise, with a warning.
 
     Arguments
     ---------
@@ -229,18 +323,26 @@ def optimize_for_inference(
     example_frames : int
         Frames of the check input.
     precision : str
-        ``"auto"`` (bf16 where native, else fp32), ``"fp32"`` or
-        ``"bf16"`` (forced, still checked).
+        ``"auto"``, ``"fp32"`` (PyTorch unless ``engine`` says otherwise),
+        ``"bf16"`` (forced, still checked) or ``"int8"``.
     min_cosine : float
         Lowest accepted cosine between fast and original embeddings.
     channels_last : bool
-        Store convolution weights channels-last (NHWC).
+        Store convolution weights channels-last (NHWC), PyTorch engine.
+    engine : str
+        ``"auto"``, ``"torch"`` or ``"onnxruntime"`` (raises
+        ``MissingDependencyError`` where it is not installed).
+    calibration_feats : sequence of torch.Tensor, optional
+        (frames, feat_dim) normalised features of real speech, required
+        for ``"int8"``; the first ``int8_calibration_utterances``
+        (verification.yaml) are used.
 
     Returns
     -------
     torch.nn.Module
         A module with ``forward(x, lengths=None) -> (batch, 1, emb)``, on
-        the device of ``model``, in eval mode.
+        the device of ``model``, in eval mode; ``precision`` and ``engine``
+        attributes say what it runs.
 
     Example
     -------
@@ -250,6 +352,10 @@ def optimize_for_inference(
     >>> cos = torch.cosine_similarity(fast(x), model(x), dim=-1)
     >>> bool((cos > 0.9999).all())
     True
+    >>> feats = [torch.randn(60, 80) for _ in range(4)]
+    >>> int8 = optimize_for_inference(model, precision="int8", calibration_feats=feats)
+    >>> int8.precision, int8(x).shape
+    ('int8', torch.Size([3, 1, 192]))
     """
     if not isinstance(model, ERes2Net):
         raise TypeError(
@@ -260,12 +366,22 @@ def optimize_for_inference(
             f"optimize_for_inference: precision must be one of {PRECISIONS}, "
             f"got {precision!r}"
         )
+    if engine not in ENGINES:
+        raise ValueError(
+            f"optimize_for_inference: engine must be one of {ENGINES}, got {engine!r}"
+        )
     if example_frames < model.min_frames:
         raise ValueError(
             f"optimize_for_inference: example_frames must be >= "
             f"{model.min_frames}, got {example_frames}"
         )
+    if precision == "int8" and not calibration_feats:
+        raise ValueError(
+            "optimize_for_inference: calibration_feats (features of real speech) "
+            "is required for precision='int8'"
+        )
     device = next(model.parameters()).device
+    check = _check_input(model, example_frames)
 
     def build(bf16: bool) -> FastERes2Net:
         folded = fold_batchnorms(copy.deepcopy(model))
@@ -275,34 +391,80 @@ def optimize_for_inference(
             folded.to(memory_format=torch.channels_last)
         return FastERes2Net(folded, bf16=bf16)
 
+    def torch_fp32() -> FastERes2Net:
+        return build(bf16=False)
+
+    if engine == "onnxruntime" and device.type != "cpu":
+        raise ValueError(
+            f"optimize_for_inference: engine 'onnxruntime' runs on the CPU, "
+            f"the model is on {device}"
+        )
+    if precision == "int8":
+        from .onnx_engine import onnxruntime_available
+
+        if engine == "torch" or (engine == "auto" and not onnxruntime_available()):
+            warnings.warn(
+                "optimize_for_inference: int8 needs the ONNX Runtime engine "
+                "(pip install 'speechbrain-eres2net[export]'); using the PyTorch "
+                "fast path",
+                stacklevel=2,
+            )
+            return optimize_for_inference(
+                model, example_frames, min_cosine=min_cosine, engine="torch"
+            )
+        fast = _onnx_fast_path(model, example_frames, "int8", calibration_feats)
+        from .onnx_engine import check_agreement
+
+        worst = check_agreement(fast, model, list(calibration_feats)[:8])
+        threshold = settings.default("int8_min_cosine")
+        logger.info("int8 embeddings: worst cosine %.5f to the model", worst)
+        if worst < threshold:
+            warnings.warn(
+                f"optimize_for_inference: int8 embeddings reach cosine {worst:.5f} "
+                f"< {threshold} of the fp32 model on the calibration data; using fp32",
+                stacklevel=2,
+            )
+            return torch_fp32()
+        return fast
+
+    if engine == "auto" and precision == "auto" and not native_bf16(device):
+        engine = fp32_engine(device)
+    if engine == "onnxruntime" and precision != "bf16":
+        fast = _onnx_fast_path(model, example_frames, "fp32", None)
+        worst = _worst_cosine(fast, model, check)
+        if worst >= min_cosine:
+            return fast
+        warnings.warn(
+            f"optimize_for_inference: ONNX Runtime embeddings reach cosine "
+            f"{worst:.6f} < {min_cosine} of the model; using PyTorch fp32",
+            stacklevel=2,
+        )
+        return torch_fp32()
+
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
     fast = build(bf16)
     if not bf16:
         return fast
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(2, example_frames, model.feat_dim, generator=generator)
-    x = x.to(device)
-    lengths = torch.tensor([1.0, 0.5 + 0.5 * model.min_frames / example_frames])
-    lengths = lengths.to(device)
-    with torch.inference_mode():
-        reference = model(x, lengths)
-        cosine = torch.cosine_similarity(fast(x, lengths), reference, dim=-1)
-    model.train(was_training)
-    worst = float(cosine.min())
+    worst = _worst_cosine(fast, model, check)
     if worst < min_cosine:
         warnings.warn(
             f"optimize_for_inference: bf16 embeddings reach cosine {worst:.6f} "
             f"< {min_cosine} of the fp32 model; using fp32",
             stacklevel=2,
         )
-        return build(bf16=False)
+        return torch_fp32()
     return fast
 
 
-def fast_path(model: nn.Module) -> nn.Module:
+def fast_path(
+    model: nn.Module,
+    precision: str = "auto",
+    calibration_feats: Optional[Sequence[torch.Tensor]] = None,
+) -> nn.Module:
     """The fast path of a model where one exists (ERes2Net), else the model.
+
+    ``precision`` and ``calibration_feats`` as in
+    :func:`optimize_for_inference`.
 
     Example
     -------
@@ -311,6 +473,13 @@ def fast_path(model: nn.Module) -> nn.Module:
     True
     """
     if isinstance(model, ERes2Net):
-        return optimize_for_inference(model)
+        return optimize_for_inference(
+            model, precision=precision, calibration_feats=calibration_feats
+        )
+    if precision not in ("auto", "fp32"):
+        raise ValueError(
+            f"precision {precision!r} needs an ERes2Net; "
+            f"{type(model).__name__} runs as is"
+        )
     logger.info("No fast path for %s: running it as is", type(model).__name__)
     return model

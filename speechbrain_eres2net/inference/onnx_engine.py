@@ -1,0 +1,351 @@
+"""ONNX graphs of an ERes2Net and an ONNX Runtime engine for them (fp32 or int8).
+
+This module builds the graph in memory (:func:`onnx_graph`), quantizes it
+(:func:`quantize_int8`: post-training static quantization of the
+convolutions, per-channel weights, calibrated on features of real speech)
+and runs it (:class:`OrtERes2Net`, same call contract as
+:class:`~speechbrain_eres2net.ERes2Net`). ``export/onnx.py`` writes the same
+graphs to files; it lives above ``inference/`` in the package layout, so
+the graph building lives here.
+
+onnxruntime and onnx are optional (the ``export`` extra): the functions
+import them when called and raise
+:class:`~speechbrain_eres2net.errors.MissingDependencyError` without them;
+:func:`onnxruntime_available` lets callers choose another engine instead.
+
+Quantization format: QDQ (QuantizeLinear/DequantizeLinear pairs around
+each convolution), which ONNX Runtime's graph optimiser turns into
+``QLinearConv`` kernels, uint8 activations and int8 weights (U8S8, the
+pair ONNX Runtime's x86 kernels are built for; see "Quantize ONNX models",
+onnxruntime.ai/docs/performance/model-optimizations/quantization.html).
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import require
+from ..lobes.eres2net import ERes2Net
+
+logger = logging.getLogger(__name__)
+
+OPSET = 17
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime (and onnx) can be imported.
+
+    Example
+    -------
+    >>> isinstance(onnxruntime_available(), bool)
+    True
+    """
+    for name in ("onnx", "onnxruntime"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return False
+    return True
+
+
+def onnx_graph(
+    module: nn.Module,
+    example: torch.Tensor,
+    input_name: str = "feats",
+    time_axis: str = "frames",
+    opset: int = OPSET,
+) -> bytes:
+    """Traces ``module`` to an ONNX graph (dynamic batch and time), as bytes.
+
+    The TorchScript exporter (``dynamo=False``) is used: the dynamo one
+    needs ``onnxscript``, which this package does not depend on, and the
+    traced ERes2Net graph is shape-generic (strides and the statistics
+    pooling are computed from the runtime shape).
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        Maps ``example`` to (batch, emb) or (batch, 1, emb) embeddings.
+    example : torch.Tensor
+        Example input, (batch, time, ...).
+    input_name : str
+        Name of the graph input.
+    time_axis : str
+        Name of the dynamic axis 1 of the input.
+    opset : int
+        ONNX opset.
+
+    Returns
+    -------
+    bytes
+        The serialised ``onnx.ModelProto``, output named ``embedding``.
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> graph = onnx_graph(model, torch.randn(1, 50, 80))
+    >>> graph[:2] == bytes([8, 8]) or len(graph) > 1000
+    True
+    """
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter warns about its own deprecation and about
+        # traced shape arithmetic, which is what makes the axes dynamic.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            buffer,
+            input_names=[input_name],
+            output_names=["embedding"],
+            dynamic_axes={
+                input_name: {0: "batch", 1: time_axis},
+                "embedding": {0: "batch"},
+            },
+            opset_version=opset,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+class _FeatsReader:
+    """onnxruntime ``CalibrationDataReader`` over (frames, feat_dim) tensors."""
+
+    def __init__(self, feats: Sequence[torch.Tensor], input_name: str) -> None:
+        self.items = iter(list(feats))
+        self.input_name = input_name
+
+    def get_next(self) -> Optional[dict]:
+        item = next(self.items, None)
+        if item is None:
+            return None
+        return {self.input_name: item.detach().float().cpu().unsqueeze(0).numpy()}
+
+
+def quantize_int8(
+    graph: bytes,
+    calibration_feats: Sequence[torch.Tensor],
+    *,
+    method: str = "minmax",
+    reduce_range: bool = False,
+    input_name: str = "feats",
+) -> bytes:
+    """Post-training static int8 quantization of a graph's convolutions.
+
+    Weights are quantized per output channel (int8, symmetric), activations
+    per tensor (uint8) with ranges calibrated by running the fp32 graph on
+    ``calibration_feats``; only ``Conv`` nodes are quantized (the
+    statistics pooling and the embedding layer stay fp32).
+
+    Arguments
+    ---------
+    graph : bytes
+        fp32 graph from :func:`onnx_graph`.
+    calibration_feats : sequence of torch.Tensor
+        Single utterances of real speech as the graph takes them without
+        the batch axis: (frames, feat_dim) normalised features, or
+        (samples,) waveforms for a graph with the front end inside; each is
+        run alone (batch 1).
+    method : str
+        Calibration: ``"minmax"``, ``"percentile"`` or ``"entropy"``.
+    reduce_range : bool
+        7-bit weights: avoids the int16 saturation of the U8S8 kernels on
+        x86 CPUs without VNNI (AVX2), at some precision cost.
+    input_name : str
+        The graph's input name.
+
+    Returns
+    -------
+    bytes
+        The quantized graph (QDQ format).
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> graph = onnx_graph(model, torch.randn(1, 50, 80))
+    >>> int8 = quantize_int8(graph, [torch.randn(60, 80), torch.randn(80, 80)])
+    >>> b"QuantizeLinear" in int8
+    True
+    """
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(
+            f"quantize_int8: method must be one of {CALIBRATION_METHODS}, "
+            f"got {method!r}"
+        )
+    feats = list(calibration_feats)
+    if not feats:
+        raise ValueError("quantize_int8: calibration_feats is empty")
+    if any(f.dim() not in (1, 2) for f in feats):
+        raise ValueError(
+            "quantize_int8: calibration_feats must be single utterances, "
+            "(frames, feat_dim) features or (samples,) waveforms"
+        )
+    require("onnx", "export", "int8 quantization")
+    quantization = require("onnxruntime.quantization", "export", "int8 quantization")
+    calibrate_method = {
+        "minmax": quantization.CalibrationMethod.MinMax,
+        "percentile": quantization.CalibrationMethod.Percentile,
+        "entropy": quantization.CalibrationMethod.Entropy,
+    }[method]
+    with tempfile.TemporaryDirectory(prefix="eres2net-int8-") as tmp:
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(graph)
+        # Quantization logs one line per tensor at INFO; keep them quiet.
+        quiet = logging.getLogger().level
+        logging.getLogger().setLevel(max(quiet, logging.WARNING))
+        try:
+            quantization.quantize_static(
+                str(source),
+                str(target),
+                _FeatsReader(feats, input_name),
+                quant_format=quantization.QuantFormat.QDQ,
+                op_types_to_quantize=["Conv"],
+                per_channel=True,
+                reduce_range=reduce_range,
+                activation_type=quantization.QuantType.QUInt8,
+                weight_type=quantization.QuantType.QInt8,
+                calibrate_method=calibrate_method,
+            )
+        finally:
+            logging.getLogger().setLevel(quiet)
+        return target.read_bytes()
+
+
+def ort_session(graph: bytes, threads: Optional[int] = None):
+    """An ONNX Runtime CPU session of ``graph``, all graph optimisations on.
+
+    ``threads`` defaults to ``torch.get_num_threads()``, so that
+    ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` govern both engines.
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> session = ort_session(onnx_graph(model, torch.randn(1, 50, 80)), threads=1)
+    >>> session.get_inputs()[0].name
+    'feats'
+    """
+    ort = require("onnxruntime", "export", "the ONNX Runtime engine")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+class OrtERes2Net(nn.Module):
+    """An ERes2Net run by ONNX Runtime, with the ERes2Net call contract.
+
+    ``forward(x, lengths=None) -> (batch, 1, emb)``. The graph takes
+    unpadded batches, so a padded batch (``lengths`` with a row below 1) is
+    run one utterance at a time on its valid frames, which is what the
+    padding-aware eager model computes.
+
+    Arguments
+    ---------
+    model : ERes2Net
+        The model the graph was made from (shape checks, ``min_frames``).
+    graph : bytes
+        Its graph (fp32 or int8).
+    precision : str
+        ``"fp32"`` or ``"int8"``, for reports.
+    threads : int, optional
+        ONNX Runtime intra-op threads (default: torch's).
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> ort_model = OrtERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)))
+    >>> x = torch.randn(2, 60, 80)
+    >>> ort_model(x, torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 1, 192])
+    >>> bool(torch.allclose(ort_model(x), model(x), atol=1e-4))
+    True
+    """
+
+    def __init__(
+        self,
+        model: ERes2Net,
+        graph: bytes,
+        precision: str = "fp32",
+        threads: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.session = ort_session(graph, threads)
+        self.graph = graph
+        self.precision = precision
+        self.engine = "onnxruntime"
+        self.input_name = self.session.get_inputs()[0].name
+        self.feat_dim = model.feat_dim
+        self.embedding_size = model.embedding_size
+        self.min_frames = model.min_frames
+        # The eager model's input checks and frame arithmetic, without
+        # keeping its weights alive.
+        self._checker = ERes2Net._valid_frames.__get__(self)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        feed = {self.input_name: x.detach().float().cpu().contiguous().numpy()}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+    def forward(
+        self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Computes (batch, 1, embedding_size) fp32 embeddings.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            (batch, time, feat_dim) features.
+        lengths : torch.Tensor, optional
+            (batch,) relative lengths; None means no padding.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, 1, embedding_size) embeddings, on the device of ``x``.
+        """
+        frames = self._checker(x, lengths)
+        if frames is None or bool((frames == x.shape[1]).all()):
+            out = self._run(x)
+        else:
+            out = torch.cat(
+                [
+                    self._run(x[i : i + 1, : int(n)])
+                    for i, n in enumerate(frames.tolist())
+                ]
+            )
+        return out.reshape(x.shape[0], 1, -1).to(x.device)
+
+
+def check_agreement(
+    fast: nn.Module, model: nn.Module, feats: Iterable[torch.Tensor]
+) -> float:
+    """Worst cosine between ``fast`` and ``model`` embeddings of ``feats``.
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> check_agreement(model, model, [torch.randn(50, 80)]) > 0.9999
+    True
+    """
+    worst = 1.0
+    with torch.inference_mode():
+        for f in feats:
+            a = fast(f.unsqueeze(0)).flatten().float()
+            b = model(f.unsqueeze(0)).flatten().float()
+            worst = min(worst, float(torch.cosine_similarity(a, b, dim=0)))
+    return worst

@@ -1,0 +1,192 @@
+"""int8 and engine choice of the fast path: agreement, fallbacks, CLI, ONNX export.
+
+Agreement threshold: int8 embeddings of held-out real speech must reach
+cosine >= 0.999 to the fp32 model. Measured with this file's tiny model
+(m_channels 8, random weights, BN statistics randomised) calibrated on 20
+realspk train utterances: worst cosine 0.99997 over 8 held-out utterances,
+so 0.999 leaves a 30x margin on ``1 - cosine`` for platform differences
+while a broken quantization (a wrong scale, zero point or layout) lands far
+below it. Whether int8 is good enough is judged by verification accuracy
+(``python -m benchmarks --only accuracy --int8-model ...``), not here.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_fastpath import randomise_batchnorms  # noqa: E402
+from test_hub import REALSPK  # noqa: E402
+from test_import_3dspeaker import imported_folder  # noqa: E402
+
+from speechbrain_eres2net import ERes2Net, KaldiFbank
+from speechbrain_eres2net.inference import fastpath
+from speechbrain_eres2net.inference.fastpath import optimize_for_inference
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is optional (export)")
+
+INT8_MIN_COSINE = 0.999
+
+
+def speech_feats(count: int, offset: int = 0) -> list[torch.Tensor]:
+    """Mean-normalised fbank of ``count`` realspk train utterances (or noise)."""
+    listing = REALSPK / "train_list.txt"
+    if not listing.exists():
+        generator = torch.Generator().manual_seed(offset)
+        return [torch.randn(200, 80, generator=generator) for _ in range(count)]
+    paths = [line.split()[1] for line in listing.read_text().splitlines() if line]
+    fbank = KaldiFbank(mean_norm=True)
+    feats = []
+    with torch.inference_mode():
+        for path in paths[offset :: len(paths) // count][:count]:
+            wav, _ = soundfile.read(str(REALSPK / "wav" / path), dtype="float32")
+            feats.append(fbank(torch.from_numpy(wav).unsqueeze(0))[0][:400])
+    return feats
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ERes2Net:
+    torch.manual_seed(0)
+    return randomise_batchnorms(ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]))
+
+
+@pytest.fixture(scope="module")
+def int8(tiny):
+    return optimize_for_inference(
+        tiny, precision="int8", calibration_feats=speech_feats(20)
+    )
+
+
+def test_int8_agrees_with_fp32_on_held_out_speech(tiny, int8):
+    assert (int8.engine, int8.precision) == ("onnxruntime", "int8")
+    held_out = speech_feats(8, offset=3)
+    with torch.inference_mode():
+        for feats in held_out:
+            x = feats.unsqueeze(0)
+            cosine = torch.cosine_similarity(int8(x), tiny(x), dim=-1)
+            assert float(cosine) >= INT8_MIN_COSINE
+        # Padded batch: each row gets its unpadded embedding.
+        a = held_out[0]
+        b = held_out[1][: a.shape[0] // 2]
+        batch = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
+        padded = int8(batch, torch.tensor([1.0, b.shape[0] / a.shape[0]]))
+        alone = int8(b.unsqueeze(0))
+    assert padded.shape == (2, 1, 192)
+    torch.testing.assert_close(padded[1:], alone)
+
+
+def test_int8_graph_is_quantized(int8):
+    import onnx
+
+    graph = onnx.load_from_string(int8.graph)
+    ops = {node.op_type for node in graph.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    # Weights per output channel: one scale per channel of the first conv.
+    scales = [init for init in graph.graph.initializer if init.name.endswith("_scale")]
+    assert any(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
+
+
+def test_int8_needs_calibration(tiny):
+    with pytest.raises(ValueError, match="calibration_feats"):
+        optimize_for_inference(tiny, precision="int8")
+    with pytest.raises(ValueError, match="engine"):
+        optimize_for_inference(tiny, engine="tensorrt")
+
+
+@pytest.fixture
+def avx2_cpu(monkeypatch):
+    """A CPU without native bf16 whose capability is AVX2."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(fastpath, "native_bf16", lambda device: False)
+
+
+def test_auto_picks_onnxruntime_on_avx2(tiny, avx2_cpu):
+    fast = optimize_for_inference(tiny, example_frames=60)
+    assert (fast.engine, fast.precision) == ("onnxruntime", "fp32")
+    x = torch.randn(2, 80, 80)
+    with torch.inference_mode():
+        assert torch.cosine_similarity(fast(x), tiny(x), dim=-1).min() >= 0.9999
+
+
+def test_auto_falls_back_to_torch_without_onnxruntime(tiny, avx2_cpu, monkeypatch):
+    # None in sys.modules makes ``import onnxruntime`` raise ImportError.
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    fast = optimize_for_inference(tiny, example_frames=60)
+    assert (fast.engine, fast.precision) == ("torch", "fp32")
+    with pytest.warns(UserWarning, match="int8 needs the ONNX Runtime engine"):
+        fallback = optimize_for_inference(
+            tiny, precision="int8", calibration_feats=speech_feats(2)
+        )
+    assert fallback.engine == "torch"
+    from speechbrain_eres2net.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match="export"):
+        optimize_for_inference(tiny, engine="onnxruntime")
+
+
+def test_cli_precision_int8_end_to_end(tmp_path, capsys):
+    from speechbrain_eres2net.cli import main
+
+    wavs = sorted((REALSPK / "wav").glob("spk00*/*/*.wav"))[:6]
+    if not wavs:
+        pytest.skip(f"real corpus not found at {REALSPK}")
+    folder = imported_folder()
+    outs = {}
+    for precision in ("fp32", "int8"):
+        out = tmp_path / f"{precision}.npz"
+        args = ["embed", "--model", str(folder), *map(str, wavs[:3]), "--out", str(out)]
+        args += ["--precision", precision, "--no-progress"]
+        if precision == "int8":
+            args += ["--int8-calibration", *map(str, wavs[3:])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no silent fallback to fp32
+            assert main(args) == 0, capsys.readouterr().err
+        outs[precision] = np.load(out)
+    capsys.readouterr()
+    for key in outs["fp32"].files:
+        a, b = outs["fp32"][key], outs["int8"][key]
+        cosine = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+        assert cosine >= INT8_MIN_COSINE, key
+    code = main(
+        [
+            "embed",
+            "--model",
+            str(folder),
+            str(wavs[0]),
+            "--out",
+            str(tmp_path / "x.npz"),
+            "--precision",
+            "int8",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code != 0 and "--int8-calibration" in err and err.count("\n") == 1
+
+
+def test_export_onnx_int8(tmp_path):
+    import onnxruntime
+
+    from speechbrain_eres2net.export.onnx import export_onnx
+
+    wavs = sorted((REALSPK / "wav").glob("spk00*/*/*.wav"))[:4]
+    if not wavs:
+        pytest.skip(f"real corpus not found at {REALSPK}")
+    path = export_onnx(imported_folder(), tmp_path / "m.onnx", int8_calibration=wavs)
+    session = onnxruntime.InferenceSession(
+        str(path), providers=["CPUExecutionProvider"]
+    )
+    assert any(
+        n.op_type == "QuantizeLinear"
+        for n in __import__("onnx").load(str(path)).graph.node
+    )
+    out = session.run(None, {"feats": np.random.randn(1, 120, 80).astype(np.float32)})[
+        0
+    ]
+    assert out.shape == (1, 64)
