@@ -60,6 +60,13 @@ def _results(metrics: Mapping[str, Any]) -> str:
         f"{100 * metrics['eer']:.2f} % | {metrics['min_dcf_0.01']:.4f} | "
         f"{metrics['min_dcf_0.05']:.4f} | {metrics['min_cllr']:.3f} | "
         f"{metrics['eer_threshold']:.4f} |\n"
+        + (
+            f"\nWith the calibration below, on the same list (in-sample): Cllr "
+            f"{metrics['cllr']:.3f}, actual DCF {metrics['act_dcf_0.01']:.4f} "
+            f"(p=0.01) and {metrics['act_dcf_0.05']:.4f} (p=0.05).\n"
+            if "cllr" in metrics
+            else ""
+        )
     )
 
 
