@@ -296,7 +296,10 @@ def export_onnx(
     if with_features:
         example, name, axis = torch.randn(2, rate) * 0.1, "wavs", "samples"
     else:
-        feat_dim = pretrained.mods.embedding_model.feat_dim
+        # Any lobe: the feature size is what the front end gives (ECAPA_TDNN
+        # and ResNet have no feat_dim attribute).
+        with torch.no_grad():
+            feat_dim = pretrained.mods.compute_features(torch.zeros(1, rate)).shape[-1]
         example, name, axis = torch.randn(2, 200, feat_dim), "feats", "frames"
     model = onnx_graph(graph, example, name, axis, opset)
     if int8_calibration is not None:
