@@ -25,6 +25,7 @@ Authors
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Sequence
@@ -241,6 +242,33 @@ class EmbeddingGraph(nn.Module):
         return self.embedding_model(inputs).squeeze(1)
 
 
+def _batch_generic_length_to_mask(length, max_len=None, dtype=None, device=None):
+    """SpeechBrain's ``length_to_mask`` without ``len(length)``.
+
+    ``len()`` of a tensor is a Python int, which the tracer records as a
+    constant: the ECAPA-TDNN graph then only ran at the batch size it was
+    traced with. Broadcasting keeps the batch dynamic.
+    """
+    if max_len is None:
+        max_len = length.max().long()
+    positions = torch.arange(max_len, device=length.device, dtype=length.dtype)
+    mask = positions.unsqueeze(0) < length.unsqueeze(1)
+    return mask.to(dtype=dtype or length.dtype, device=device or length.device)
+
+
+@contextlib.contextmanager
+def batch_generic_masks():
+    """While tracing, ECAPA-TDNN's pooling masks keep the batch axis dynamic."""
+    from speechbrain.lobes.models import ECAPA_TDNN
+
+    original = ECAPA_TDNN.length_to_mask
+    ECAPA_TDNN.length_to_mask = _batch_generic_length_to_mask
+    try:
+        yield
+    finally:
+        ECAPA_TDNN.length_to_mask = original
+
+
 def build_graph(pretrained, with_features: bool = False) -> EmbeddingGraph:
     """The module to export from a loaded model folder (``SpeakerRecognition``)."""
     mods = pretrained.mods
@@ -301,7 +329,8 @@ def export_onnx(
         with torch.no_grad():
             feat_dim = pretrained.mods.compute_features(torch.zeros(1, rate)).shape[-1]
         example, name, axis = torch.randn(2, 200, feat_dim), "feats", "frames"
-    model = onnx_graph(graph, example, name, axis, opset)
+    with batch_generic_masks():
+        model = onnx_graph(graph, example, name, axis, opset)
     if int8_calibration is not None:
         embedder = SpeakerEmbedder(
             pretrained.mods.compute_features,
