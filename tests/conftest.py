@@ -45,3 +45,15 @@ def realspk() -> Path:
     if not (REALSPK / "dev_trials.txt").is_file():
         pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
     return REALSPK
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips ``@pytest.mark.cuda`` tests, saying why, where there is no GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(
+        reason="needs a CUDA GPU: torch.cuda.is_available() is False here"
+    )
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
