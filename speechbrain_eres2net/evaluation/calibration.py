@@ -359,31 +359,34 @@ class Calibration:
                 f"unsupported {FILE_FORMAT} version {version!r} "
                 f"(this package reads version {FILE_VERSION})"
             )
-        try:
-            names = data.get("quality_names", [])
-            weights = data.get("quality_weights", [])
-            fitted_on = data.get("fitted_on", {})
-            if not isinstance(names, list) or not isinstance(weights, list):
-                raise TypeError("quality_names/quality_weights must be lists")
-            if not isinstance(fitted_on, dict):
-                raise TypeError("fitted_on must be an object")
-            values = [data["score_weight"], data["bias"], *weights]
-            if not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-            ):
-                raise TypeError("weights must be numbers")
-            if not all(math.isfinite(v) for v in values):
-                raise TypeError("weights must be finite")
-            return cls(
-                score_weight=data["score_weight"],
-                bias=data["bias"],
-                quality_weights=tuple(weights),
-                quality_names=tuple(names),
-                fitted_on=fitted_on,
+        malformed = f"malformed {FILE_FORMAT} file"
+        missing = [k for k in ("score_weight", "bias") if k not in data]
+        if missing:
+            raise ValueError(f"{malformed}: missing key(s) {missing}")
+        names = data.get("quality_names", [])
+        weights = data.get("quality_weights", [])
+        fitted_on = data.get("fitted_on", {})
+        if not isinstance(names, list) or not isinstance(weights, list):
+            raise ValueError(
+                f"{malformed}: quality_names/quality_weights must be lists"
             )
-        except (KeyError, TypeError, ValueError) as err:
-            detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
-            raise ValueError(f"malformed {FILE_FORMAT} file: {detail}") from None
+        if not isinstance(fitted_on, dict):
+            raise ValueError(f"{malformed}: fitted_on must be an object")
+        values = [data["score_weight"], data["bias"], *weights]
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            raise ValueError(f"{malformed}: weights must be numbers")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{malformed}: weights must be finite")
+        # The dataclass checks the names against the weights (ValueError).
+        return cls(
+            score_weight=data["score_weight"],
+            bias=data["bias"],
+            quality_weights=tuple(weights),
+            quality_names=tuple(names),
+            fitted_on=fitted_on,
+        )
 
     def save(self, path: PathLike) -> None:
         """Writes the calibration as JSON, atomically.
@@ -539,12 +542,8 @@ def fit_calibration(
         p_target=float(p_target),
         quality_names=list(quality_names),
     )
-    try:
-        json.dumps(info)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            _prefixed(source, f"fitted_on is not JSON-serialisable: {err}")
-        ) from None
+    # A caller's fitted_on that JSON cannot hold is a bug: json.dumps raises.
+    json.dumps(info)
 
     x = np.column_stack([scores, quality])
     mean = x.mean(axis=0)
