@@ -7,6 +7,12 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
   threads: official vs our eager model vs our fast path; GFLOP/s.
 * ``variants``   the fast-path candidates (folded fp32, channels-last,
   frozen TorchScript, ONNX Runtime, bf16 autocast) vs official.
+* ``engines``    base, 10 s, batch 1, 1 and 2 threads: the automatic fast path,
+  PyTorch fp32, ONNX Runtime fp32 and int8 vs official, on the native ISA
+  and with PyTorch restricted to AVX2 (``ONEDNN_MAX_CPU_ISA``), each row
+  naming its ISA.
+* ``accuracy``   int8 vs fp32 EER/minDCF on realspk dev with a trained model
+  folder (``--int8-model``; skipped without one).
 * ``throughput`` utterances/s over the realspk dev list (skipped if absent).
 * ``long``       peak RSS of a 10-minute recording, windowed vs official.
 * ``training``   CPU training step (time, peak RSS); the GPU rows run only
@@ -35,6 +41,8 @@ from pathlib import Path
 SECTIONS = (
     "inference",
     "variants",
+    "engines",
+    "accuracy",
     "throughput",
     "long",
     "training",
@@ -74,6 +82,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--utterances", type=int, default=None, help="realspk dev limit"
     )
+    parser.add_argument(
+        "--int8-model",
+        default=None,
+        help="model folder trained by our recipe for the accuracy section",
+    )
+    parser.add_argument(
+        "--isas", default=None, help="engines section: native,avx2 (default both)"
+    )
+    parser.add_argument(
+        "--calibration-utts",
+        type=int,
+        default=None,
+        help="engines section: realspk utterances calibrating int8 (50: the "
+        "scales do not change the kernels, so speed does not depend on it)",
+    )
     parser.add_argument("--metrics-trials", type=int, default=None)
     parser.add_argument("--dataprep-files", type=int, default=None)
     parser.add_argument(
@@ -95,6 +118,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "train_steps": 1 if quick else 2,
         "long_minutes": 0.1 if quick else 10.0,
         "utterances": 6 if quick else 240,
+        "isas": "native" if quick else "native,avx2",
+        "calibration_utts": 4 if quick else 50,
         "metrics_trials": 200_000 if quick else 10_000_000,
         "dataprep_files": 1000 if quick else 100_000,
     }
@@ -133,6 +158,20 @@ def run_section(name: str, args: argparse.Namespace) -> list:
         from .inference import bench_variants
 
         return bench_variants(10 if not args.quick else 1, threads, args.repeats)
+    if name == "engines":
+        from .engines import bench_engines
+
+        return bench_engines(
+            10 if not args.quick else 1,
+            threads,
+            7 if not args.quick else 1,
+            args.calibration_utts,
+            args.isas.split(","),
+        )
+    if name == "accuracy":
+        from .engines import bench_accuracy
+
+        return bench_accuracy(args.int8_model, threads[-1])
     if name == "throughput":
         from .inference import bench_throughput
 

@@ -159,21 +159,28 @@ def twin_models(m_channels: int = 32, seed: int = 0):
 
 
 def run_isolated(
-    target: str, kwargs: dict, threads: int = 2, timeout: float = 1800.0
+    target: str,
+    kwargs: dict,
+    threads: int = 2,
+    timeout: float = 1800.0,
+    env: Optional[dict] = None,
 ) -> dict:
     """Runs ``module:function(**kwargs)`` in a fresh Python; adds peak RSS.
 
     The function must return a JSON-serialisable dict. ``peak_rss_mb`` is
     the child's ``ru_maxrss``; ``base_rss_mb`` its ``ru_maxrss`` right
     before the call (imports done), so ``peak - base`` is what the work
-    added.
+    added. ``env`` adds environment variables (e.g. ``ONEDNN_MAX_CPU_ISA``,
+    which must be set before torch is imported).
 
     Raises
     ------
     RuntimeError
         If the child fails; its stderr tail is in the message.
     """
+    extra = env or {}
     env = dict(os.environ)
+    env.update(extra)
     env.update(
         OMP_NUM_THREADS=str(threads),
         MKL_NUM_THREADS=str(threads),

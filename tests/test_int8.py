@@ -170,23 +170,21 @@ def test_cli_precision_int8_end_to_end(tmp_path, capsys):
     assert code != 0 and "--int8-calibration" in err and err.count("\n") == 1
 
 
-def test_export_onnx_int8(tmp_path):
+def test_export_onnx_int8(tmp_path, capsys):
+    """``eres2net export-onnx --int8 AUDIO...``: a quantized graph that runs."""
+    import onnx
     import onnxruntime
 
-    from speechbrain_eres2net.export.onnx import export_onnx
+    from speechbrain_eres2net.cli import main
 
     wavs = sorted((REALSPK / "wav").glob("spk00*/*/*.wav"))[:4]
     if not wavs:
         pytest.skip(f"real corpus not found at {REALSPK}")
-    path = export_onnx(imported_folder(), tmp_path / "m.onnx", int8_calibration=wavs)
-    session = onnxruntime.InferenceSession(
-        str(path), providers=["CPUExecutionProvider"]
-    )
-    assert any(
-        n.op_type == "QuantizeLinear"
-        for n in __import__("onnx").load(str(path)).graph.node
-    )
-    out = session.run(None, {"feats": np.random.randn(1, 120, 80).astype(np.float32)})[
-        0
-    ]
-    assert out.shape == (1, 64)
+    out = tmp_path / "m.onnx"
+    args = ["export-onnx", "--model", str(imported_folder()), "--out", str(out)]
+    assert main([*args, "--int8", *map(str, wavs)]) == 0
+    assert "int8" in capsys.readouterr().err
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    feats = np.random.default_rng(0).standard_normal((1, 120, 80), dtype=np.float32)
+    assert session.run(None, {"feats": feats})[0].shape == (1, 64)
