@@ -13,8 +13,8 @@ quality measures see both durations. Rows:
 
 * cosine with the EER threshold of half A (the uncalibrated reference): the
   actual DCF of deciding at that threshold;
-* plain calibration (score only) and QMF calibration (score + log
-  durations + embedding norms): EER, minDCF(0.01), actDCF(0.01), Cllr and
+* plain calibration (score only) and QMF calibrations (score + log
+  durations; + embedding norms): EER, minDCF(0.01), actDCF(0.01), Cllr and
   min Cllr of the LLRs.
 
 Targets (issue 11): actDCF(0.01) within 10 % of minDCF(0.01) on the
@@ -46,6 +46,7 @@ from speechbrain_eres2net.evaluation.calibration import (
 from speechbrain_eres2net.evaluation.metrics import verification_metrics
 from speechbrain_eres2net.evaluation.pipeline import trial_quality
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+from speechbrain_eres2net.settings import default
 
 from .common import REALSPK, REPO
 
@@ -176,7 +177,11 @@ def run(model: Path, seed: int, prior: float) -> dict:
     ]
     pooled_scores = np.concatenate([fit_full["scores"], fit_cut["scores"]])
     pooled_labels = np.concatenate([fit_full["labels"], fit_cut["labels"]])
-    systems = {"plain": [], "QMF (duration + norm)": ["duration", "norm"]}
+    systems = {
+        "plain": [],
+        "QMF (duration)": ["duration"],
+        "QMF (duration + norm)": ["duration", "norm"],
+    }
     calibrations = {}
     for name, kinds in systems.items():
         measures = None
@@ -273,7 +278,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--work", default="results/bench_calibration")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
-        "--prior", type=float, default=0.05, help="prior the fit is weighted for"
+        "--prior",
+        type=float,
+        help="prior the fit is weighted for (default: calibration_prior of "
+        "hparams/verification.yaml)",
     )
     parser.add_argument("--json", default="benchmarks/calibration_results.json")
     args = parser.parse_args(argv)
@@ -282,7 +290,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     start = time.time()
     model = Path(args.model) if args.model else train_default_model(Path(args.work))
-    result = run(model, args.seed, args.prior)
+    prior = default("calibration_prior") if args.prior is None else args.prior
+    result = run(model, args.seed, float(prior))
     result["command"] = "python -m benchmarks.calibration " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

@@ -80,7 +80,12 @@ def test_folder_stores_calibration_and_card(calibrated_folder):
     fitted = calibration.fitted_on
     assert fitted["trials"] == "trials.txt"
     assert fitted["n_target"] == 12 and fitted["n_nontarget"] == 12
-    assert calibration.quality_names == ("log_dur_min", "log_dur_max")
+    assert calibration.quality_names == (
+        "log_dur_min",
+        "log_dur_max",
+        "norm_min",
+        "norm_max",
+    )
     card = (calibrated_folder / "README.md").read_text()
     assert "calibration.json" in card and "trials.txt" in card
     assert "12 target / 12 non-target" in card
@@ -98,7 +103,8 @@ def test_verifier_llr_is_the_stored_calibration(calibrated_folder):
     import soundfile
 
     durations = sorted([soundfile.info(a).duration, soundfile.info(b).duration])
-    quality = np.log(np.array([durations]))
+    norms = sorted([float(np.linalg.norm(ea)), float(np.linalg.norm(eb))])
+    quality = np.array([[*np.log(durations), *norms]])
     expected = calibration.llr(np.array([cosine]), quality)[0]
     assert decision.llr == pytest.approx(expected, abs=1e-6)
     assert decision.accept == (decision.llr > 0.0)
@@ -118,7 +124,7 @@ def test_verify_prints_llr_and_decision_at_a_prior(calibrated_folder, capsys):
     assert decision["threshold"] == pytest.approx(np.log(0.1 / 0.9))
     # A prior so low that even the same file is not accepted.
     code, out, _ = run_cli(
-        ["verify", "--model", calibrated_folder, a, a, "--p-target", "1e-30"],
+        ["verify", "--model", calibrated_folder, a, a, "--p-target", "1e-300"],
         capsys,
     )
     assert code == 0 and out.strip().endswith("-> different speakers")
