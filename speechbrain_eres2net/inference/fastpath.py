@@ -1,4 +1,4 @@
-"""Fast inference path for ERes2Net: folded BatchNorm, bf16, channels-last.
+"""Fast inference path for ERes2Net: folded BatchNorm, bf16, ONNX Runtime fp32/int8.
 
 :func:`optimize_for_inference` turns a trained :class:`ERes2Net` into a
 module with the same ``forward(x, lengths=None) -> (batch, 1, emb)``
@@ -15,15 +15,23 @@ contract that runs faster:
   10 s of audio: about 2x the fp32 speed, embeddings within cosine
   0.99999 of the fp32 model. Before returning, the fast module is compared
   with the original on a random input and falls back to fp32 if the cosine
-  is below ``min_cosine``.
+  is below ``min_cosine``;
+* on other x86 CPUs (``torch.backends.cpu.get_cpu_capability()`` AVX2 or
+  AVX512 without bf16) the folded graph runs in ONNX Runtime fp32
+  (:mod:`.onnx_engine`) where onnxruntime is installed, else in PyTorch
+  fp32 with channels-last weights;
+* ``precision="int8"`` (opt-in, needs calibration features of real speech)
+  runs the convolutions statically quantized in ONNX Runtime.
 
-Alternatives measured and rejected (``python -m benchmarks --only
-fastpath-variants`` reruns the comparison): channels-last memory format
-(slower on CPU: the 1x1 convolutions and element-wise ops lose more than
-the 3x3 convolutions gain), frozen TorchScript (no faster than eager and
-it bakes the unpadded branch in), ONNX Runtime (1.1-1.3x, fp32 only),
-``torch.compile`` (minutes of compilation on 2 cores, and a new
-compilation for every input length).
+Measured (``python -m benchmarks --only engines``, base, 10 s, batch 1, vs
+the official model, same run, interleaved; 2-core Zen 4 under a load of
+4-7 from other jobs, so the ratios are indicative): ONNX Runtime int8
+3.2x (1 thread), ONNX Runtime fp32 1.34x (1 thread), PyTorch fp32
+channels-last restricted to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) 1.14x (1
+thread) / 1.33x (2 threads). ``torch.compile`` with freezing restricted
+to AVX2 reached 1.47x (1 thread) after 160 s of compilation, repeated for
+every new input length, so it is not used. Frozen TorchScript was no
+faster than eager.
 
 Authors
  * speechbrain-eres2net developers 2026

@@ -43,7 +43,10 @@ from ..lobes.eres2net import ERes2Net
 logger = logging.getLogger(__name__)
 
 OPSET = 17
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# onnxruntime 1.32's histogram calibrators (percentile, entropy) stack the
+# activations of all calibration runs into one array and fail on utterances
+# of different lengths (measured: "inhomogeneous shape"), so min/max only.
+CALIBRATION_METHODS = ("minmax",)
 
 
 def onnxruntime_available() -> bool:
@@ -161,7 +164,8 @@ def quantize_int8(
         (samples,) waveforms for a graph with the front end inside; each is
         run alone (batch 1).
     method : str
-        Calibration: ``"minmax"``, ``"percentile"`` or ``"entropy"``.
+        Calibration: ``"minmax"`` (the only one that takes utterances of
+        different lengths).
     reduce_range : bool
         7-bit weights: avoids the int16 saturation of the U8S8 kernels on
         x86 CPUs without VNNI (AVX2), at some precision cost.
@@ -196,11 +200,7 @@ def quantize_int8(
         )
     require("onnx", "export", "int8 quantization")
     quantization = require("onnxruntime.quantization", "export", "int8 quantization")
-    calibrate_method = {
-        "minmax": quantization.CalibrationMethod.MinMax,
-        "percentile": quantization.CalibrationMethod.Percentile,
-        "entropy": quantization.CalibrationMethod.Entropy,
-    }[method]
+    calibrate_method = {"minmax": quantization.CalibrationMethod.MinMax}[method]
     with tempfile.TemporaryDirectory(prefix="eres2net-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(graph)
