@@ -144,7 +144,8 @@ def test_cli_precision_int8_end_to_end(tmp_path, capsys):
         args = ["embed", "--model", str(folder), *map(str, wavs[:3]), "--out", str(out)]
         args += ["--precision", precision, "--no-progress"]
         if precision == "int8":
-            args += ["--int8-calibration", *map(str, wavs[3:])]
+            for wav in wavs[3:]:
+                args += ["--int8-calibration", str(wav)]
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no silent fallback to fp32
             assert main(args) == 0, capsys.readouterr().err
@@ -182,9 +183,22 @@ def test_export_onnx_int8(tmp_path, capsys):
         pytest.skip(f"real corpus not found at {REALSPK}")
     out = tmp_path / "m.onnx"
     args = ["export-onnx", "--model", str(imported_folder()), "--out", str(out)]
-    assert main([*args, "--int8", *map(str, wavs)]) == 0
+    assert main([*args, *(f"--int8={w}" for w in wavs)]) == 0
     assert "int8" in capsys.readouterr().err
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     feats = np.random.default_rng(0).standard_normal((1, 120, 80), dtype=np.float32)
     assert session.run(None, {"feats": feats})[0].shape == (1, 64)
+
+
+def test_int8_calibration_option_never_swallows_the_positional_files():
+    from speechbrain_eres2net.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["verify", "--model", "m", "--int8-calibration", "cal/", "a.wav", "b.wav"]
+    )
+    assert (args.first, args.second, args.int8_calibration) == (
+        "a.wav",
+        "b.wav",
+        ["cal/"],
+    )

@@ -50,11 +50,11 @@ def add_parsers(commands) -> None:
     )
     onnx.add_argument(
         "--int8",
-        nargs="+",
+        action="append",
         metavar="AUDIO",
         dest="int8_calibration",
         help="write an int8 graph (statically quantized convolutions), calibrated "
-        "on these audio files, folders or lists of real speech",
+        "on real speech: an audio file, folder or list; repeatable",
     )
 
 

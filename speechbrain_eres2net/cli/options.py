@@ -34,10 +34,11 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--int8-calibration",
-        nargs="+",
+        action="append",
         metavar="AUDIO",
-        help="real speech for --precision int8: audio files, folders or lists "
-        "(int8_calibration_utterances of verification.yaml are used)",
+        help="real speech for --precision int8: an audio file, folder or list; "
+        "repeatable (int8_calibration_utterances of verification.yaml are used). "
+        "One value per flag, so that it never swallows the positional files",
     )
 
 
