@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import require
-from ..lobes.eres2net import ERes2Net
+from ..lobes.eres2net import ERes2Net, valid_frames
 
 logger = logging.getLogger(__name__)
 
@@ -293,9 +293,6 @@ class OrtERes2Net(nn.Module):
         self.feat_dim = model.feat_dim
         self.embedding_size = model.embedding_size
         self.min_frames = model.min_frames
-        # The eager model's input checks and frame arithmetic, without
-        # keeping its weights alive.
-        self._checker = ERes2Net._valid_frames.__get__(self)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: x.detach().float().cpu().contiguous().numpy()}
@@ -318,7 +315,7 @@ class OrtERes2Net(nn.Module):
         torch.Tensor
             (batch, 1, embedding_size) embeddings, on the device of ``x``.
         """
-        frames = self._checker(x, lengths)
+        frames = valid_frames(x, lengths, self.feat_dim, self.min_frames)
         if frames is None or bool((frames == x.shape[1]).all()):
             out = self._run(x)
         else:

@@ -41,6 +41,53 @@ GLOBAL_FUSION_START = {"bottom_up": 0, "last": 2, "none": None}
 NUM_STAGES = 4
 
 
+def valid_frames(
+    x: torch.Tensor, lengths: Optional[torch.Tensor], feat_dim: int, min_frames: int
+) -> Optional[torch.Tensor]:
+    """Checks an ERes2Net input; returns valid frame counts, None if unpadded.
+
+    Shared by the model and its fast paths (which keep no model to ask).
+
+    Example
+    -------
+    >>> valid_frames(torch.zeros(2, 20, 80), torch.tensor([1.0, 0.5]), 80, 9)
+    tensor([20, 10])
+    >>> valid_frames(torch.zeros(2, 20, 80), None, 80, 9) is None
+    True
+    """
+    if x.dim() != 3 or x.shape[-1] != feat_dim:
+        raise ValueError(
+            f"ERes2Net expects features of shape (batch, time, "
+            f"feat_dim={feat_dim}), got {tuple(x.shape)}"
+        )
+    tracing = torch.jit.is_tracing() or torch.jit.is_scripting()
+    if not tracing and x.shape[1] < min_frames:
+        raise ValueError(
+            f"ERes2Net needs at least {min_frames} frames per "
+            f"utterance, got an input of {x.shape[1]} frames"
+        )
+    if lengths is None:
+        return None
+    if lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"ERes2Net: lengths must have shape (batch={x.shape[0]},), "
+            f"got {tuple(lengths.shape)}"
+        )
+    frames = relative_to_frames(lengths.to(x.device), x.shape[1])
+    if tracing:
+        return frames
+    shortest = int(frames.min())
+    if shortest < min_frames:
+        raise ValueError(
+            f"ERes2Net needs at least {min_frames} valid frames per "
+            f"utterance; utterance {int(frames.argmin())} has {shortest} "
+            f"(relative length {float(lengths.min()):.4f} of {x.shape[1]})"
+        )
+    if shortest == x.shape[1]:
+        return None  # nothing padded: skip masking entirely
+    return frames
+
+
 def clipped_relu() -> nn.Module:
     """The block activation of ERes2Net: ReLU clipped at 20 (in place)."""
     return nn.Hardtanh(0.0, 20.0, inplace=True)
@@ -331,7 +378,7 @@ class ERes2Net(nn.Module):
         torch.Tensor
             (batch, 1, embedding_size) embeddings.
         """
-        frames = self._valid_frames(x, lengths)
+        frames = valid_frames(x, lengths, self.feat_dim, self.min_frames)
         # One time mask per stage resolution; None everywhere when unpadded.
         masks: list[Optional[torch.Tensor]] = [None] * NUM_STAGES
         if frames is not None:
@@ -364,42 +411,6 @@ class ERes2Net(nn.Module):
         rel = None if frames is None else frames.to(final.dtype) / final.shape[-1]
         stats = self.pooling(final, rel)
         return self.embedding(stats).unsqueeze(1)
-
-    def _valid_frames(
-        self, x: torch.Tensor, lengths: Optional[torch.Tensor]
-    ) -> Optional[torch.Tensor]:
-        """Checks the input; returns valid frame counts, None if unpadded."""
-        if x.dim() != 3 or x.shape[-1] != self.feat_dim:
-            raise ValueError(
-                f"ERes2Net expects features of shape (batch, time, "
-                f"feat_dim={self.feat_dim}), got {tuple(x.shape)}"
-            )
-        tracing = torch.jit.is_tracing() or torch.jit.is_scripting()
-        if not tracing and x.shape[1] < self.min_frames:
-            raise ValueError(
-                f"ERes2Net needs at least {self.min_frames} frames per "
-                f"utterance, got an input of {x.shape[1]} frames"
-            )
-        if lengths is None:
-            return None
-        if lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"ERes2Net: lengths must have shape (batch={x.shape[0]},), "
-                f"got {tuple(lengths.shape)}"
-            )
-        frames = relative_to_frames(lengths.to(x.device), x.shape[1])
-        if tracing:
-            return frames
-        shortest = int(frames.min())
-        if shortest < self.min_frames:
-            raise ValueError(
-                f"ERes2Net needs at least {self.min_frames} valid frames per "
-                f"utterance; utterance {int(frames.argmin())} has {shortest} "
-                f"(relative length {float(lengths.min()):.4f} of {x.shape[1]})"
-            )
-        if shortest == x.shape[1]:
-            return None  # nothing padded: skip masking entirely
-        return frames
 
     @classmethod
     def from_3dspeaker(
