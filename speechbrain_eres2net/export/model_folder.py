@@ -152,9 +152,9 @@ def write_model_folder(
         yaml_path.write_text(
             inference_yaml(nodes, loadables, sample_rate, None), encoding="utf-8"
         )
-        check_model_folder(tmp, states)
+        loaded = check_model_folder(tmp, states)
         threshold = None
-        embedder = SpeakerEmbedder.from_folder(tmp, fast=False)
+        embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False)
         if trials is not None:
             embeddings, durations = trial_embeddings(embedder, trials, data_root)
             calibration = None
@@ -196,11 +196,16 @@ def write_model_folder(
     return out
 
 
-def check_model_folder(folder: PathLike, states: Mapping[str, Any]) -> None:
+def check_model_folder(folder: PathLike, states: Mapping[str, Any]):
     """Loads a folder through SpeechBrain and compares every tensor by name.
 
     Raises ``RuntimeError`` naming the first module and tensor that is
     missing, extra or different.
+
+    Returns
+    -------
+    speechbrain.inference.speaker.SpeakerRecognition
+        The loaded folder, so that callers need not load it again.
     """
     from speechbrain.inference.speaker import SpeakerRecognition
 
@@ -219,6 +224,7 @@ def check_model_folder(folder: PathLike, states: Mapping[str, Any]) -> None:
         mismatch = state_mismatch(expected, module)
         if mismatch:
             raise RuntimeError(f"{folder}: {key} does not load exactly: {mismatch}")
+    return loaded
 
 
 def state_mismatch(expected: Any, got: Any) -> Optional[str]:

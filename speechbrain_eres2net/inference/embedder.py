@@ -147,7 +147,26 @@ class SpeakerEmbedder:
         """
         if precision == "int8" and not fast:
             raise ValueError("from_folder: precision='int8' needs fast=True")
-        pretrained = load_model_folder(source, savedir, device)
+        return cls.from_recognizer(
+            load_model_folder(source, savedir, device),
+            device,
+            fast,
+            precision,
+            int8_calibration,
+        )
+
+    @classmethod
+    def from_recognizer(
+        cls,
+        pretrained,
+        device: str = "cpu",
+        fast: bool = True,
+        precision: str = "auto",
+        int8_calibration: Optional[Sequence[PathLike]] = None,
+    ) -> SpeakerEmbedder:
+        """The embedder of an already loaded ``SpeakerRecognition`` (a model
+        folder); the other arguments are those of :meth:`from_folder`.
+        """
         hparams = pretrained.hparams
         embedder = cls(
             pretrained.mods.compute_features,
