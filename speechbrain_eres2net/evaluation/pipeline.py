@@ -209,19 +209,23 @@ def trial_quality(
         )
     if not kinds:
         return None, ()
-    if "duration" in kinds:
-        if durations is None:
-            raise ValueError("the 'duration' quality measure needs durations")
-        dur = np.array([durations[n] for n in names])
-        quality, columns = quality_measures(dur[left], dur[right])
-    else:
-        quality, columns = np.zeros((len(left), 0)), ()
+    with_durations = "duration" in kinds
+    if with_durations and durations is None:
+        raise ValueError("the 'duration' quality measure needs durations")
+    # quality_measures always computes the duration columns: give it unit
+    # durations when they are not wanted, and drop those columns after.
+    dur = np.array([durations[n] if with_durations else 1.0 for n in names])
+    norms = None
     if "norm" in kinds:
         norms = np.array([float(np.linalg.norm(embeddings[n])) for n in names])
-        pair = (norms[left], norms[right])
-        both = np.stack([np.minimum(*pair), np.maximum(*pair)], axis=1)
-        quality = np.concatenate([quality, both], axis=1)
-        columns = (*columns, "norm_min", "norm_max")
+    quality, columns = quality_measures(
+        dur[left],
+        dur[right],
+        None if norms is None else norms[left],
+        None if norms is None else norms[right],
+    )
+    if not with_durations:
+        quality, columns = quality[:, 2:], columns[2:]
     return quality, tuple(columns)
 
 
