@@ -52,6 +52,8 @@ from journeys_helpers import (  # noqa: E402
     scores_file,
     train_log_losses,
 )
+from test_resume import tiny_corpus as make_tiny_corpus  # noqa: E402
+from test_resume import tiny_settings  # noqa: E402
 
 from speechbrain_eres2net.dataio.synthetic import make_corpus
 from speechbrain_eres2net.training.checkpoints import latest_checkpoint
@@ -643,34 +645,13 @@ def test_large_margin_stage_restores_model_and_classifier_and_trains(
 
 def tiny_options(corpus: dict, output: Path, **extra) -> dict:
     """A seconds-long recipe run: tiny model, 16 utterances, 2 epochs of 8 steps."""
-    return {
-        "data_folder": corpus["root"],
-        "verification_file": corpus["trials"],
-        "output_folder": output,
-        "m_channels": 4,
-        "emb_dim": 16,
-        "sentence_len": 1.0,
-        "batch_size": 2,
-        "number_of_epochs": 2,
-        "warmup_epochs": 0.5,
-        "ckpt_interval_minutes": 0,
-        "ckpt_interval_steps": 2,
-        "noprogressbar": True,
-        **extra,
-    }
+    return tiny_settings(corpus, output, noprogressbar=True, **extra)
 
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory) -> dict:
     """6 speakers, 4 short utterances each; 2 speakers held out for trials."""
-    return make_corpus(
-        tmp_path_factory.mktemp("tiny") / "corpus",
-        num_speakers=6,
-        num_trial_speakers=2,
-        utts_per_speaker=4,
-        min_duration=1.2,
-        max_duration=2.0,
-    )
+    return make_tiny_corpus(tmp_path_factory.mktemp("tiny") / "corpus")
 
 
 def final_weights(output: Path) -> dict[str, torch.Tensor]:

@@ -53,13 +53,13 @@ def tiny_corpus(folder: Path) -> dict:
     )
 
 
-def tiny_run_args(corpus: dict, output: Path, **options) -> list[str]:
-    """Recipe arguments of a seconds-long run (tiny model, 16 utterances).
+def tiny_settings(corpus: dict, output: Path, **options) -> dict:
+    """YAML overrides of a seconds-long run (tiny model, 16 utterances).
 
     Defaults: batch 2, 2 epochs (8 steps each), a checkpoint every 2 steps;
-    ``options`` override or add ``--key=value`` arguments.
+    ``options`` override or add keys.
     """
-    settings = {
+    return {
         "data_folder": corpus["root"],
         "verification_file": corpus["trials"],
         "output_folder": output,
@@ -73,6 +73,11 @@ def tiny_run_args(corpus: dict, output: Path, **options) -> list[str]:
         "ckpt_interval_steps": 2,
         **options,
     }
+
+
+def tiny_run_args(corpus: dict, output: Path, **options) -> list[str]:
+    """Recipe arguments of :func:`tiny_settings`' run, as ``--key=value``."""
+    settings = tiny_settings(corpus, output, **options)
     return [
         str(SCRIPT),
         str(REPO / "hparams" / "quickstart.yaml"),
