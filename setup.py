@@ -41,12 +41,16 @@ setup(
         # ONNX export, and the ONNX Runtime engine of the fast path (fp32 on
         # CPUs without native bf16, int8).
         "export": ["onnx", "onnxruntime"],
+        # The fastest CPU engine for fp32 without native bf16 and for int8
+        # (onnxruntime's quantizer makes the int8 graph it runs).
+        "openvino": ["onnx", "onnxruntime", "openvino"],
         "hub": ["huggingface_hub"],
         "dev": [
             "pytest",
             "ruff",
             "onnx",
             "onnxruntime",
+            "openvino",
         ],
     },
     entry_points={"console_scripts": ["eres2net=speechbrain_eres2net.cli:main"]},

@@ -8,9 +8,9 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
 * ``variants``   the fast-path candidates (folded fp32, channels-last,
   frozen TorchScript, ONNX Runtime, bf16 autocast) vs official.
 * ``engines``    base, 10 s, batch 1, 1 and 2 threads: the automatic fast path,
-  PyTorch fp32, ONNX Runtime fp32 and int8 vs official, on the native ISA
-  and with PyTorch restricted to AVX2 (``ONEDNN_MAX_CPU_ISA``), each row
-  naming its ISA.
+  PyTorch fp32, ONNX Runtime and OpenVINO fp32 and int8 vs official, on the
+  native ISA and with oneDNN restricted to AVX2 (``ONEDNN_MAX_CPU_ISA``:
+  PyTorch and OpenVINO; ONNX Runtime cannot be), each row naming its ISA.
 * ``accuracy``   int8 vs fp32 EER/minDCF on realspk dev with a trained model
   folder (``--int8-model``; skipped without one).
 * ``throughput`` utterances/s over the realspk dev list (skipped if absent).

@@ -90,7 +90,10 @@ def speed_row(
 
 
 def interleaved_times(
-    functions: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+    functions: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
+    pause: float = 0.0,
 ) -> dict[str, float]:
     """Median seconds per call of each function, calls interleaved.
 
@@ -102,6 +105,11 @@ def interleaved_times(
         Timed rounds; each round calls every function once.
     warmup : int
         Untimed rounds first (allocator, oneDNN primitive caches).
+    pause : float
+        Untimed seconds of sleep before each call. Thread pools spin-wait
+        after a call (OpenMP's, ONNX Runtime's, OpenVINO's), so when
+        functions run in different runtimes, the next call would share the
+        cores with the last one's spinning workers; a user runs one engine.
 
     Returns
     -------
@@ -114,6 +122,8 @@ def interleaved_times(
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(max(1, repeats)):
         for name, function in functions.items():
+            if pause:
+                time.sleep(pause)
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)

@@ -27,6 +27,7 @@ SETTING_KEYS = (
     "calibration_prior",
     "calibration_quality",
     "fp32_engine_cpu",
+    "int8_engine_cpu",
     "int8_calibration_utterances",
     "int8_calibration_method",
     "int8_reduce_range",

@@ -1,5 +1,7 @@
 """int8 and engine choice of the fast path: agreement, fallbacks, CLI, ONNX export.
 
+Both graph engines (ONNX Runtime and OpenVINO) are held to the same checks.
+
 Agreement threshold: int8 embeddings of held-out real speech must reach
 cosine >= 0.999 to the fp32 model. Measured with this file's tiny model
 (m_channels 8, random weights, BN statistics randomised) calibrated on 20
@@ -31,6 +33,16 @@ from speechbrain_eres2net.inference import fastpath
 from speechbrain_eres2net.inference.fastpath import optimize_for_inference
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is optional (export)")
+GRAPH_ENGINES = [
+    "onnxruntime",
+    pytest.param(
+        "openvino",
+        marks=pytest.mark.skipif(
+            not fastpath.engine_available("openvino"),
+            reason="openvino is optional (the openvino extra)",
+        ),
+    ),
+]
 
 INT8_MIN_COSINE = 0.999
 
@@ -57,15 +69,18 @@ def tiny() -> ERes2Net:
     return randomise_batchnorms(ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]))
 
 
-@pytest.fixture(scope="module")
-def int8(tiny):
+@pytest.fixture(scope="module", params=GRAPH_ENGINES)
+def int8(request, tiny):
     return optimize_for_inference(
-        tiny, precision="int8", calibration_feats=speech_feats(20)
+        tiny,
+        precision="int8",
+        calibration_feats=speech_feats(20),
+        engine=request.param,
     )
 
 
 def test_int8_agrees_with_fp32_on_held_out_speech(tiny, int8):
-    assert (int8.engine, int8.precision) == ("onnxruntime", "int8")
+    assert int8.precision == "int8"
     held_out = speech_feats(8, offset=3)
     with torch.inference_mode():
         for feats in held_out:
@@ -107,20 +122,52 @@ def avx2_cpu(monkeypatch):
     monkeypatch.setattr(fastpath, "native_bf16", lambda device: False)
 
 
-def test_auto_picks_onnxruntime_on_avx2(tiny, avx2_cpu):
+@pytest.mark.parametrize("engine", GRAPH_ENGINES)
+def test_each_fp32_graph_engine_agrees_with_eager(tiny, engine):
+    fast = optimize_for_inference(tiny, example_frames=60, engine=engine)
+    assert (fast.engine, fast.precision) == (engine, "fp32")
+    a, b = torch.randn(90, 80), torch.randn(50, 80)
+    batch = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
+    lengths = torch.tensor([1.0, 50 / 90])
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(batch, lengths), tiny(batch, lengths))
+        torch.testing.assert_close(fast(batch[:1]), tiny(batch[:1]))
+
+
+def test_auto_picks_the_first_installed_engine_on_avx2(tiny, avx2_cpu):
+    expected = "openvino" if fastpath.engine_available("openvino") else "onnxruntime"
     fast = optimize_for_inference(tiny, example_frames=60)
-    assert (fast.engine, fast.precision) == ("onnxruntime", "fp32")
+    assert (fast.engine, fast.precision) == (expected, "fp32")
+    int8 = optimize_for_inference(
+        tiny, precision="int8", calibration_feats=speech_feats(2)
+    )
+    assert (int8.engine, int8.precision) == (expected, "int8")
     x = torch.randn(2, 80, 80)
     with torch.inference_mode():
         assert torch.cosine_similarity(fast(x), tiny(x), dim=-1).min() >= 0.9999
 
 
+def test_auto_falls_back_to_onnxruntime_without_openvino(tiny, avx2_cpu, monkeypatch):
+    # None in sys.modules makes ``import openvino`` raise ImportError.
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    fast = optimize_for_inference(tiny, example_frames=60)
+    assert (fast.engine, fast.precision) == ("onnxruntime", "fp32")
+    int8 = optimize_for_inference(
+        tiny, precision="int8", calibration_feats=speech_feats(2)
+    )
+    assert (int8.engine, int8.precision) == ("onnxruntime", "int8")
+    from speechbrain_eres2net.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match=r"\[openvino\]"):
+        optimize_for_inference(tiny, engine="openvino")
+
+
 def test_auto_falls_back_to_torch_without_onnxruntime(tiny, avx2_cpu, monkeypatch):
-    # None in sys.modules makes ``import onnxruntime`` raise ImportError.
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setitem(sys.modules, "openvino", None)
     fast = optimize_for_inference(tiny, example_frames=60)
     assert (fast.engine, fast.precision) == ("torch", "fp32")
-    with pytest.warns(UserWarning, match="int8 needs the ONNX Runtime engine"):
+    with pytest.warns(UserWarning, match="int8 needs onnxruntime"):
         fallback = optimize_for_inference(
             tiny, precision="int8", calibration_feats=speech_feats(2)
         )
@@ -129,6 +176,34 @@ def test_auto_falls_back_to_torch_without_onnxruntime(tiny, avx2_cpu, monkeypatc
 
     with pytest.raises(MissingDependencyError, match="export"):
         optimize_for_inference(tiny, engine="onnxruntime")
+
+
+def test_openvino_alone_still_runs_int8_through_the_torch_fallback(
+    tiny, avx2_cpu, monkeypatch
+):
+    """openvino without onnxruntime: fp32 on OpenVINO, int8 warns (no quantizer)."""
+    if not fastpath.engine_available("openvino"):
+        pytest.skip("openvino is optional (the openvino extra)")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert optimize_for_inference(tiny, example_frames=60).engine == "openvino"
+    with pytest.warns(UserWarning, match="int8 needs onnxruntime"):
+        fallback = optimize_for_inference(
+            tiny, precision="int8", calibration_feats=speech_feats(2)
+        )
+    assert fallback.engine == "torch"
+
+
+def test_a_wrong_engine_list_in_the_settings_names_the_key(tiny, avx2_cpu, monkeypatch):
+    from speechbrain_eres2net import settings
+
+    real = settings.default
+    monkeypatch.setattr(
+        settings,
+        "default",
+        lambda key: ["tensorrt"] if key == "fp32_engine_cpu" else real(key),
+    )
+    with pytest.raises(ValueError, match="fp32_engine_cpu.*tensorrt"):
+        optimize_for_inference(tiny, example_frames=60)
 
 
 def test_cli_precision_int8_end_to_end(tmp_path, capsys):

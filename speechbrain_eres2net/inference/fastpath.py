@@ -1,4 +1,4 @@
-"""Fast inference path for ERes2Net: folded BatchNorm, bf16, ONNX Runtime fp32/int8.
+"""Fast inference path for ERes2Net: folded BatchNorm, bf16, OpenVINO/ONNX Runtime.
 
 :func:`optimize_for_inference` turns a trained :class:`ERes2Net` into a
 module with the same ``forward(x, lengths=None) -> (batch, 1, emb)``
@@ -11,27 +11,31 @@ contract that runs faster:
 * where the processor computes bf16 natively (AVX512-BF16 / AMX CPUs, or
   a CUDA GPU with bf16), convolutions and linear layers run under bf16
   autocast with fp32 accumulation, and the statistics pooling and the
-  embedding layer run in fp32. Measured on a 2-core AMD EPYC (Zen 4) for
-  10 s of audio: about 2x the fp32 speed, embeddings within cosine
-  0.99999 of the fp32 model. Before returning, the fast module is compared
-  with the original on a random input and falls back to fp32 if the cosine
-  is below ``min_cosine``;
+  embedding layer run in fp32. Before returning, the fast module is
+  compared with the original on a random input and falls back to fp32 if
+  the cosine is below ``min_cosine``;
 * on other x86 CPUs (``torch.backends.cpu.get_cpu_capability()`` AVX2 or
-  AVX512 without bf16) the folded graph runs in ONNX Runtime fp32
-  (:mod:`.onnx_engine`) where onnxruntime is installed, else in PyTorch
-  fp32 with channels-last weights;
+  AVX512 without bf16) the folded graph runs in fp32 on the first
+  installed engine of ``fp32_engine_cpu`` (verification.yaml): OpenVINO
+  (:mod:`.openvino_engine`), then ONNX Runtime (:mod:`.onnx_engine`), else
+  PyTorch fp32 with channels-last weights;
 * ``precision="int8"`` (opt-in, needs calibration features of real speech)
-  runs the convolutions statically quantized in ONNX Runtime.
+  runs the convolutions statically quantized, on the first installed
+  engine of ``int8_engine_cpu`` (OpenVINO, then ONNX Runtime; both need
+  onnxruntime's quantizer).
 
-Measured (``python -m benchmarks --only engines``, base, 10 s, batch 1, vs
-the official model, same run, interleaved; 2-core Zen 4 under a load of
-4-7 from other jobs, so the ratios are indicative): ONNX Runtime int8
-3.2x (1 thread), ONNX Runtime fp32 1.34x (1 thread), PyTorch fp32
-channels-last restricted to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) 1.14x (1
-thread) / 1.33x (2 threads). ``torch.compile`` with freezing restricted
-to AVX2 reached 1.47x (1 thread) after 160 s of compilation, repeated for
-every new input length, so it is not used. Frozen TorchScript was no
-faster than eager.
+The engine order is measured (``python -m benchmarks --only engines``,
+``benchmarks/results_engines.json``, base, 10 s, batch 1, vs the official
+model in the same run; the README's Performance section has the table).
+On the AVX2 side oneDNN was restricted with ``ONEDNN_MAX_CPU_ISA=AVX2``,
+which PyTorch and OpenVINO honour (the rows list the AVX2 kernels that
+ran) and ONNX Runtime does not, so ONNX Runtime has no AVX2 figure.
+Tried and not used: ``torch.compile`` with freezing (1.47x restricted to
+AVX2, 1 thread, after 160 s of compilation repeated for every new input
+length), frozen TorchScript (no faster than eager), blocks rewritten
+without channel split/concat for OpenVINO (within the run-to-run noise),
+and int8 graphs without quantized convolution outputs (OpenVINO 1.04x
+faster but cosine 0.994; ONNX Runtime 3x slower).
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -56,10 +60,13 @@ from ..lobes.eres2net import ERes2Net, ERes2NetBlock
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-ENGINES = ("auto", "torch", "onnxruntime")
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
+# Engines that run the ONNX graph of the folded model (CPU only).
+GRAPH_ENGINES = ("onnxruntime", "openvino")
 # CPU capabilities (torch.backends.cpu.get_cpu_capability()) on which the
-# fp32 engine named by ``fp32_engine_cpu`` (verification.yaml) was measured;
-# elsewhere (ARM, DEFAULT) the PyTorch path runs.
+# engines named by ``fp32_engine_cpu`` / ``int8_engine_cpu``
+# (verification.yaml) were measured; elsewhere (ARM, DEFAULT) the PyTorch
+# path runs.
 X86_CAPABILITIES = ("AVX2", "AVX512")
 
 
@@ -222,30 +229,81 @@ class Float32(nn.Module):
             return self.module(*args)
 
 
+def engine_available(engine: str) -> bool:
+    """Whether ``engine`` (one of :data:`ENGINES` but ``"auto"``) can run here.
+
+    Example
+    -------
+    >>> engine_available("torch")
+    True
+    """
+    from .onnx_engine import onnxruntime_available
+    from .openvino_engine import openvino_available
+
+    available = {
+        "torch": lambda: True,
+        "onnxruntime": onnxruntime_available,
+        "openvino": openvino_available,
+    }
+    if engine not in available:
+        raise ValueError(f"engine must be one of {tuple(available)}, got {engine!r}")
+    return available[engine]()
+
+
+def _preferred(key: str) -> list[str]:
+    """The engine preference list ``key`` of verification.yaml, checked."""
+    engines = settings.default(key)
+    engines = [engines] if isinstance(engines, str) else list(engines)
+    wrong = [e for e in engines if e not in ENGINES[1:]]
+    if wrong:
+        raise ValueError(
+            f"verification.yaml: {key} lists {wrong}; expected engines among "
+            f"{ENGINES[1:]}"
+        )
+    return engines
+
+
 def fp32_engine(device: torch.device) -> str:
     """The engine ``precision="auto"`` runs fp32 with on ``device``.
 
-    ``"onnxruntime"`` on x86 CPUs (capability AVX2 or AVX512) when it is
-    installed and ``fp32_engine_cpu`` in ``verification.yaml`` names it,
-    else ``"torch"`` (folded fp32, channels-last).
+    On x86 CPUs (capability AVX2 or AVX512) the first installed engine of
+    ``fp32_engine_cpu`` in ``verification.yaml`` (OpenVINO, then ONNX
+    Runtime: the measured order), else ``"torch"`` (folded fp32,
+    channels-last).
 
     Example
     -------
     >>> fp32_engine(torch.device("cpu")) in ENGINES
     True
     """
-    from .onnx_engine import onnxruntime_available
-
     if device.type != "cpu":
         return "torch"
     if torch.backends.cpu.get_cpu_capability() not in X86_CAPABILITIES:
         return "torch"
-    if settings.default("fp32_engine_cpu") != "onnxruntime":
-        return "torch"
-    if not onnxruntime_available():
-        logger.info("onnxruntime is not installed: the fp32 fast path runs in torch")
-        return "torch"
-    return "onnxruntime"
+    for engine in _preferred("fp32_engine_cpu"):
+        if engine_available(engine):
+            return engine
+        logger.info("%s is not installed: trying the next fp32 engine", engine)
+    return "torch"
+
+
+def int8_engine() -> Optional[str]:
+    """The engine ``precision="int8"`` runs with, None where int8 cannot run.
+
+    The first installed engine of ``int8_engine_cpu`` (verification.yaml);
+    every one needs onnxruntime, whose quantizer makes the int8 graph.
+
+    Example
+    -------
+    >>> int8_engine() in (None, "onnxruntime", "openvino")
+    True
+    """
+    if not engine_available("onnxruntime"):
+        return None
+    for engine in _preferred("int8_engine_cpu"):
+        if engine in GRAPH_ENGINES and engine_available(engine):
+            return engine
+    return None
 
 
 def _check_input(model: ERes2Net, example_frames: int) -> tuple:
@@ -269,14 +327,16 @@ def _worst_cosine(
     return float(cosine.min())
 
 
-def _onnx_fast_path(
+def _graph_fast_path(
     model: ERes2Net,
     example_frames: int,
     precision: str,
     calibration_feats: Optional[Sequence[torch.Tensor]],
+    engine: str,
 ) -> nn.Module:
-    """An :class:`OrtERes2Net` of ``model``, fp32 or int8."""
+    """The folded ``model`` as a graph run by ``engine``, fp32 or int8."""
     from .onnx_engine import OrtERes2Net, onnx_graph, quantize_int8
+    from .openvino_engine import OpenVINOERes2Net
 
     folded = fold_batchnorms(copy.deepcopy(model)).cpu()
     example = torch.randn(1, example_frames, model.feat_dim)
@@ -290,7 +350,8 @@ def _onnx_fast_path(
             method=settings.default("int8_calibration_method"),
             reduce_range=settings.default("int8_reduce_range"),
         )
-    return OrtERes2Net(model, graph, precision=precision)
+    runner = OpenVINOERes2Net if engine == "openvino" else OrtERes2Net
+    return runner(model, graph, precision=precision)
 
 
 def optimize_for_inference(
@@ -310,15 +371,17 @@ def optimize_for_inference(
 
     * native bf16 (AVX512-BF16/AMX CPUs, bf16 GPUs): PyTorch, convolutions
       in bf16 (see the module docstring for measurements);
-    * other x86 CPUs (capability AVX2/AVX512): ONNX Runtime fp32 where it is
-      installed (:func:`fp32_engine`), else PyTorch fp32, channels-last.
+    * other x86 CPUs (capability AVX2/AVX512): OpenVINO fp32, else ONNX
+      Runtime fp32, where installed (:func:`fp32_engine`), else PyTorch
+      fp32, channels-last.
 
-    ``precision="int8"`` quantizes the convolutions (ONNX Runtime, static
-    post-training quantization calibrated on ``calibration_feats``; see
-    :func:`~speechbrain_eres2net.inference.onnx_engine.quantize_int8`).
+    ``precision="int8"`` quantizes the convolutions (ONNX Runtime's static
+    post-training quantization calibrated on ``calibration_feats``, see
+    :func:`~speechbrain_eres2net.inference.onnx_engine.quantize_int8`; run
+    by OpenVINO where installed, else ONNX Runtime: :func:`int8_engine`).
     Without onnxruntime it warns and returns the PyTorch fast path.
 
-    bf16 and ONNX Runtime fp32 are checked against ``model`` on a random
+    bf16 and the fp32 graph engines are checked against ``model`` on a random
     ``(2, example_frames, feat_dim)`` batch, one utterance padded, and fall
     back to PyTorch fp32 below ``min_cosine``. int8 is checked on up to 8
     calibration utterances against ``int8_min_cosine`` (verification.yaml)
@@ -338,8 +401,8 @@ def optimize_for_inference(
     channels_last : bool
         Store convolution weights channels-last (NHWC), PyTorch engine.
     engine : str
-        ``"auto"``, ``"torch"`` or ``"onnxruntime"`` (raises
-        ``MissingDependencyError`` where it is not installed).
+        ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``
+        (raises ``MissingDependencyError`` where it is not installed).
     calibration_feats : sequence of torch.Tensor, optional
         (frames, feat_dim) normalised features of real speech, required
         for ``"int8"``; the first ``int8_calibration_utterances``
@@ -402,25 +465,27 @@ def optimize_for_inference(
     def torch_fp32() -> FastERes2Net:
         return build(bf16=False)
 
-    if engine == "onnxruntime" and device.type != "cpu":
+    if engine in GRAPH_ENGINES and device.type != "cpu":
         raise ValueError(
-            f"optimize_for_inference: engine 'onnxruntime' runs on the CPU, "
+            f"optimize_for_inference: engine {engine!r} runs on the CPU, "
             f"the model is on {device}"
         )
     if precision == "int8":
-        from .onnx_engine import onnxruntime_available
-
-        if engine == "torch" or (engine == "auto" and not onnxruntime_available()):
+        if engine == "auto":
+            engine = int8_engine() or "torch"
+        if engine == "torch":
             warnings.warn(
-                "optimize_for_inference: int8 needs the ONNX Runtime engine "
-                "(pip install 'speechbrain-eres2net[export]'); using the PyTorch "
-                "fast path",
+                "optimize_for_inference: int8 needs onnxruntime, whose quantizer "
+                "makes the int8 graph (pip install 'speechbrain-eres2net[openvino]' "
+                "or '[export]'); using the PyTorch fast path",
                 stacklevel=2,
             )
             return optimize_for_inference(
                 model, example_frames, min_cosine=min_cosine, engine="torch"
             )
-        fast = _onnx_fast_path(model, example_frames, "int8", calibration_feats)
+        fast = _graph_fast_path(
+            model, example_frames, "int8", calibration_feats, engine
+        )
         from .onnx_engine import check_agreement
 
         worst = check_agreement(fast, model, list(calibration_feats)[:8])
@@ -437,13 +502,13 @@ def optimize_for_inference(
 
     if engine == "auto" and precision == "auto" and not native_bf16(device):
         engine = fp32_engine(device)
-    if engine == "onnxruntime" and precision != "bf16":
-        fast = _onnx_fast_path(model, example_frames, "fp32", None)
+    if engine in GRAPH_ENGINES and precision != "bf16":
+        fast = _graph_fast_path(model, example_frames, "fp32", None, engine)
         worst = _worst_cosine(fast, model, check)
         if worst >= min_cosine:
             return fast
         warnings.warn(
-            f"optimize_for_inference: ONNX Runtime embeddings reach cosine "
+            f"optimize_for_inference: {engine} embeddings reach cosine "
             f"{worst:.6f} < {min_cosine} of the model; using PyTorch fp32",
             stacklevel=2,
         )

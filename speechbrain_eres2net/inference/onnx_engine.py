@@ -4,9 +4,10 @@ This module builds the graph in memory (:func:`onnx_graph`), quantizes it
 (:func:`quantize_int8`: post-training static quantization of the
 convolutions, per-channel weights, calibrated on features of real speech)
 and runs it (:class:`OrtERes2Net`, same call contract as
-:class:`~speechbrain_eres2net.ERes2Net`). ``export/onnx.py`` writes the same
-graphs to files; it lives above ``inference/`` in the package layout, so
-the graph building lives here.
+:class:`~speechbrain_eres2net.ERes2Net`; :class:`GraphERes2Net` is that
+contract for any engine that runs the graph, OpenVINO's included).
+``export/onnx.py`` writes the same graphs to files; it lives above
+``inference/`` in the package layout, so the graph building lives here.
 
 onnxruntime and onnx are optional (the ``export`` extra): the functions
 import them when called and raise
@@ -247,56 +248,37 @@ def ort_session(graph: bytes, threads: Optional[int] = None):
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-class OrtERes2Net(nn.Module):
-    """An ERes2Net run by ONNX Runtime, with the ERes2Net call contract.
+class GraphERes2Net(nn.Module):
+    """An ERes2Net graph run by another engine, with the ERes2Net call contract.
 
-    ``forward(x, lengths=None) -> (batch, 1, emb)``. The graph takes
+    ``forward(x, lengths=None) -> (batch, 1, emb)``. The graphs take
     unpadded batches, so a padded batch (``lengths`` with a row below 1) is
     run one utterance at a time on its valid frames, which is what the
-    padding-aware eager model computes.
+    padding-aware eager model computes. Subclasses implement :meth:`_run`
+    on one unpadded (batch, time, feat_dim) batch.
 
     Arguments
     ---------
     model : ERes2Net
         The model the graph was made from (shape checks, ``min_frames``).
     graph : bytes
-        Its graph (fp32 or int8).
+        Its ONNX graph (fp32 or int8).
     precision : str
         ``"fp32"`` or ``"int8"``, for reports.
-    threads : int, optional
-        ONNX Runtime intra-op threads (default: torch's).
-
-    Example
-    -------
-    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    >>> ort_model = OrtERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)))
-    >>> x = torch.randn(2, 60, 80)
-    >>> ort_model(x, torch.tensor([1.0, 0.5])).shape
-    torch.Size([2, 1, 192])
-    >>> bool(torch.allclose(ort_model(x), model(x), atol=1e-4))
-    True
     """
 
-    def __init__(
-        self,
-        model: ERes2Net,
-        graph: bytes,
-        precision: str = "fp32",
-        threads: Optional[int] = None,
-    ) -> None:
+    engine = ""
+
+    def __init__(self, model: ERes2Net, graph: bytes, precision: str) -> None:
         super().__init__()
-        self.session = ort_session(graph, threads)
         self.graph = graph
         self.precision = precision
-        self.engine = "onnxruntime"
-        self.input_name = self.session.get_inputs()[0].name
         self.feat_dim = model.feat_dim
         self.embedding_size = model.embedding_size
         self.min_frames = model.min_frames
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        feed = {self.input_name: x.detach().float().cpu().contiguous().numpy()}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+        raise NotImplementedError
 
     def forward(
         self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None
@@ -326,6 +308,49 @@ class OrtERes2Net(nn.Module):
                 ]
             )
         return out.reshape(x.shape[0], 1, -1).to(x.device)
+
+
+class OrtERes2Net(GraphERes2Net):
+    """An ERes2Net run by ONNX Runtime (see :class:`GraphERes2Net`).
+
+    Arguments
+    ---------
+    model : ERes2Net
+        The model the graph was made from (shape checks, ``min_frames``).
+    graph : bytes
+        Its graph (fp32 or int8).
+    precision : str
+        ``"fp32"`` or ``"int8"``, for reports.
+    threads : int, optional
+        ONNX Runtime intra-op threads (default: torch's).
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> ort_model = OrtERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)))
+    >>> x = torch.randn(2, 60, 80)
+    >>> ort_model(x, torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 1, 192])
+    >>> bool(torch.allclose(ort_model(x), model(x), atol=1e-4))
+    True
+    """
+
+    engine = "onnxruntime"
+
+    def __init__(
+        self,
+        model: ERes2Net,
+        graph: bytes,
+        precision: str = "fp32",
+        threads: Optional[int] = None,
+    ) -> None:
+        super().__init__(model, graph, precision)
+        self.session = ort_session(graph, threads)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        feed = {self.input_name: x.detach().float().cpu().contiguous().numpy()}
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 def check_agreement(

@@ -1,0 +1,144 @@
+"""An OpenVINO engine for ERes2Net graphs (fp32 or int8) on x86 CPUs.
+
+OpenVINO's CPU plugin runs the same in-memory ONNX graph as the ONNX
+Runtime engine (:func:`~.onnx_engine.onnx_graph`, or its int8 QDQ form from
+:func:`~.onnx_engine.quantize_int8`, which OpenVINO executes as int8
+convolutions). It is the fastest fp32 and int8 engine measured for this
+network on CPUs without native bf16 (``python -m benchmarks --only
+engines``; the figures are in :mod:`.fastpath`): its oneDNN-based
+convolutions beat ONNX Runtime's MLAS kernels here, and it fuses the AFF
+element-wise tails into them.
+
+The precision hint is fixed to f32: on bf16-capable CPUs OpenVINO would
+otherwise run "fp32" graphs in bf16 by default, which is the PyTorch bf16
+path's job (with its own agreement check).
+
+openvino is optional (the ``openvino`` extra):
+:func:`openvino_available` lets :mod:`.fastpath` choose another engine.
+
+Authors
+ * speechbrain-eres2net developers 2026
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Optional
+
+import torch
+
+from ..errors import require
+from ..lobes.eres2net import ERes2Net
+from .onnx_engine import GraphERes2Net
+
+
+def openvino_available() -> bool:
+    """Whether openvino, and onnx (which builds its graph), can be imported.
+
+    Example
+    -------
+    >>> isinstance(openvino_available(), bool)
+    True
+    """
+    for name in ("onnx", "openvino"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return False
+    return True
+
+
+def compile_graph(graph: bytes, threads: Optional[int] = None):
+    """An OpenVINO CPU model of an ONNX ``graph``, set for single-stream latency.
+
+    ``threads`` defaults to ``torch.get_num_threads()``, so that
+    ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` govern every engine.
+
+    Example
+    -------
+    >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> compiled = compile_graph(onnx_graph(model, torch.randn(1, 50, 80)), 1)
+    >>> compiled.input(0).get_any_name()
+    'feats'
+    """
+    openvino = require("openvino", "openvino", "the OpenVINO engine")
+    core = openvino.Core()
+    config = {
+        "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+    }
+    return core.compile_model(core.read_model(graph), "CPU", config)
+
+
+def kernel_isas(compiled) -> dict[str, int]:
+    """Convolution kernels of a compiled model by implementation, with counts.
+
+    The implementation names say which instruction set runs
+    (``brgconv_avx2_f32``, ``jit_avx512_I8``...): the benchmark reports
+    them to show that an ISA restriction (``ONEDNN_MAX_CPU_ISA``) took.
+
+    Example
+    -------
+    >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> kernels = kernel_isas(compile_graph(onnx_graph(model, torch.randn(1, 50, 80))))
+    >>> sum(kernels.values()) > 0
+    True
+    """
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) != "Convolution":
+            continue
+        kind = info["primitiveType"].astype(str)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+class OpenVINOERes2Net(GraphERes2Net):
+    """An ERes2Net run by OpenVINO (see :class:`~.onnx_engine.GraphERes2Net`).
+
+    Arguments
+    ---------
+    model : ERes2Net
+        The model the graph was made from (shape checks, ``min_frames``).
+    graph : bytes
+        Its ONNX graph (fp32, or int8 QDQ).
+    precision : str
+        ``"fp32"`` or ``"int8"``, for reports.
+    threads : int, optional
+        OpenVINO inference threads (default: torch's).
+
+    Example
+    -------
+    >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> ov_model = OpenVINOERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)))
+    >>> x = torch.randn(2, 60, 80)
+    >>> ov_model(x, torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 1, 192])
+    >>> bool(torch.allclose(ov_model(x), model(x), atol=1e-4))
+    True
+    """
+
+    engine = "openvino"
+
+    def __init__(
+        self,
+        model: ERes2Net,
+        graph: bytes,
+        precision: str = "fp32",
+        threads: Optional[int] = None,
+    ) -> None:
+        super().__init__(model, graph, precision)
+        self.compiled = compile_graph(graph, threads)
+        # One request, reused: a SpeakerEmbedder embeds batches one by one.
+        self.request = self.compiled.create_infer_request()
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        feed = x.detach().float().cpu().contiguous().numpy()
+        out = self.request.infer({0: feed})[self.compiled.output(0)]
+        return torch.from_numpy(out.copy())
