@@ -28,3 +28,19 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         raise MissingDependencyError(
             f"{feature} needs {module}: pip install 'speechbrain-eres2net[{extra}]'"
         ) from err
+
+
+def importable(*modules: str) -> bool:
+    """Whether every one of ``modules`` can be imported (optional engines).
+
+    Example
+    -------
+    >>> importable("json"), importable("json", "no_such_module_xyz")
+    (True, False)
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return False
+    return True

@@ -26,7 +26,6 @@ Authors
 
 from __future__ import annotations
 
-import importlib
 import io
 import logging
 import tempfile
@@ -38,7 +37,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..errors import require
+from ..errors import importable, require
 from ..lobes.eres2net import ERes2Net, valid_frames
 
 logger = logging.getLogger(__name__)
@@ -58,12 +57,7 @@ def onnxruntime_available() -> bool:
     >>> isinstance(onnxruntime_available(), bool)
     True
     """
-    for name in ("onnx", "onnxruntime"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            return False
-    return True
+    return importable("onnx", "onnxruntime")
 
 
 def onnx_graph(
@@ -265,19 +259,34 @@ class GraphERes2Net(nn.Module):
         Its ONNX graph (fp32 or int8).
     precision : str
         ``"fp32"`` or ``"int8"``, for reports.
+    threads : int, optional
+        The engine's threads (default: ``torch.get_num_threads()``, so that
+        ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` govern every engine).
     """
 
     engine = ""
 
-    def __init__(self, model: ERes2Net, graph: bytes, precision: str) -> None:
+    def __init__(
+        self,
+        model: ERes2Net,
+        graph: bytes,
+        precision: str = "fp32",
+        threads: Optional[int] = None,
+    ) -> None:
         super().__init__()
         self.graph = graph
         self.precision = precision
         self.feat_dim = model.feat_dim
         self.embedding_size = model.embedding_size
         self.min_frames = model.min_frames
+        self._load(graph, threads or torch.get_num_threads())
+
+    def _load(self, graph: bytes, threads: int) -> None:
+        """Prepares the engine to run ``graph`` on ``threads`` threads."""
+        raise NotImplementedError
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings of one unpadded (batch, time, feat_dim) batch."""
         raise NotImplementedError
 
     def forward(
@@ -311,18 +320,7 @@ class GraphERes2Net(nn.Module):
 
 
 class OrtERes2Net(GraphERes2Net):
-    """An ERes2Net run by ONNX Runtime (see :class:`GraphERes2Net`).
-
-    Arguments
-    ---------
-    model : ERes2Net
-        The model the graph was made from (shape checks, ``min_frames``).
-    graph : bytes
-        Its graph (fp32 or int8).
-    precision : str
-        ``"fp32"`` or ``"int8"``, for reports.
-    threads : int, optional
-        ONNX Runtime intra-op threads (default: torch's).
+    """An ERes2Net run by ONNX Runtime (arguments: :class:`GraphERes2Net`).
 
     Example
     -------
@@ -337,14 +335,7 @@ class OrtERes2Net(GraphERes2Net):
 
     engine = "onnxruntime"
 
-    def __init__(
-        self,
-        model: ERes2Net,
-        graph: bytes,
-        precision: str = "fp32",
-        threads: Optional[int] = None,
-    ) -> None:
-        super().__init__(model, graph, precision)
+    def _load(self, graph: bytes, threads: int) -> None:
         self.session = ort_session(graph, threads)
         self.input_name = self.session.get_inputs()[0].name
 

@@ -22,13 +22,11 @@ Authors
 
 from __future__ import annotations
 
-import importlib
 from typing import Optional
 
 import torch
 
-from ..errors import require
-from ..lobes.eres2net import ERes2Net
+from ..errors import importable, require
 from .onnx_engine import GraphERes2Net
 
 
@@ -40,12 +38,7 @@ def openvino_available() -> bool:
     >>> isinstance(openvino_available(), bool)
     True
     """
-    for name in ("onnx", "openvino"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            return False
-    return True
+    return importable("onnx", "openvino")
 
 
 def compile_graph(graph: bytes, threads: Optional[int] = None):
@@ -56,6 +49,7 @@ def compile_graph(graph: bytes, threads: Optional[int] = None):
 
     Example
     -------
+    >>> from speechbrain_eres2net import ERes2Net
     >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
     >>> compiled = compile_graph(onnx_graph(model, torch.randn(1, 50, 80)), 1)
@@ -82,6 +76,7 @@ def kernel_isas(compiled) -> dict[str, int]:
 
     Example
     -------
+    >>> from speechbrain_eres2net import ERes2Net
     >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
     >>> kernels = kernel_isas(compile_graph(onnx_graph(model, torch.randn(1, 50, 80))))
@@ -99,21 +94,11 @@ def kernel_isas(compiled) -> dict[str, int]:
 
 
 class OpenVINOERes2Net(GraphERes2Net):
-    """An ERes2Net run by OpenVINO (see :class:`~.onnx_engine.GraphERes2Net`).
-
-    Arguments
-    ---------
-    model : ERes2Net
-        The model the graph was made from (shape checks, ``min_frames``).
-    graph : bytes
-        Its ONNX graph (fp32, or int8 QDQ).
-    precision : str
-        ``"fp32"`` or ``"int8"``, for reports.
-    threads : int, optional
-        OpenVINO inference threads (default: torch's).
+    """An ERes2Net run by OpenVINO (arguments: :class:`~.onnx_engine.GraphERes2Net`).
 
     Example
     -------
+    >>> from speechbrain_eres2net import ERes2Net
     >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
     >>> ov_model = OpenVINOERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)))
@@ -126,14 +111,7 @@ class OpenVINOERes2Net(GraphERes2Net):
 
     engine = "openvino"
 
-    def __init__(
-        self,
-        model: ERes2Net,
-        graph: bytes,
-        precision: str = "fp32",
-        threads: Optional[int] = None,
-    ) -> None:
-        super().__init__(model, graph, precision)
+    def _load(self, graph: bytes, threads: int) -> None:
         self.compiled = compile_graph(graph, threads)
         # One request, reused: a SpeakerEmbedder embeds batches one by one.
         self.request = self.compiled.create_infer_request()
