@@ -327,3 +327,27 @@ def test_quickstart_command_reaches_the_quickstart_parser():
     )
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_package_warnings_reach_the_user_as_one_line(capsys, monkeypatch):
+    import importlib
+    import warnings
+
+    from speechbrain_eres2net.inference import fastpath
+
+    # The module, not the ``main`` function the package exports.
+    cli_main = importlib.import_module("speechbrain_eres2net.cli.main")
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    cli_main.show_notices()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn_explicit(
+            "int8 needs onnxruntime", UserWarning, fastpath.__file__, 1
+        )
+        warnings.warn_explicit("other library", UserWarning, warnings.__file__, 1)
+    err = capsys.readouterr().err
+    assert "eres2net: int8 needs onnxruntime\n" in err
+    assert "fastpath.py" not in err
+    # Other libraries' warnings keep Python's form (pytest records them here).
+    assert "eres2net: other library" not in err

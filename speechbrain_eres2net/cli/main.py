@@ -14,7 +14,9 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional
 
 from . import embed, export, verify
@@ -57,11 +59,26 @@ class _Notices(logging.StreamHandler):
     """The package's warnings on stderr as ``eres2net: <message>``."""
 
 
+PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_show_warning = warnings.showwarning
+
+
+def _show_package_warning(message, category, filename, lineno, file=None, line=None):
+    """``eres2net: <message>`` for the package's own warnings (a fallback the
+    user chose an option for); other libraries' warnings keep Python's form."""
+    if str(Path(filename).resolve()).startswith(PACKAGE_DIR):
+        print(f"eres2net: {message}", file=file or sys.stderr)
+        return
+    _show_warning(message, category, filename, lineno, file, line)
+
+
 def show_notices() -> None:
     """Routes the package's warnings (e.g. audio conversions) to stderr.
 
-    Library code logs; the command line decides how that reaches people.
-    The handler writes to the ``sys.stderr`` of this call.
+    Library code logs, or warns where the caller should be able to turn a
+    fallback into an error (``warnings.simplefilter("error")``); the command
+    line decides how both reach people. The handler writes to the
+    ``sys.stderr`` of this call.
     """
     package = logging.getLogger("speechbrain_eres2net")
     for handler in [h for h in package.handlers if isinstance(h, _Notices)]:
@@ -70,6 +87,7 @@ def show_notices() -> None:
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("eres2net: %(message)s"))
     package.addHandler(handler)
+    warnings.showwarning = _show_package_warning
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
