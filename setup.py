@@ -36,6 +36,9 @@ setup(
         "tqdm",
         # DET curves and score histograms are part of every evaluation.
         "matplotlib",
+        # Speech presence: Silero VAD's weights ship in this package (MIT,
+        # needs only torch); its extras pin torchaudio<2.10 and are not taken.
+        "silero-vad",
     ],
     extras_require={
         # ONNX export, and the ONNX Runtime engine of the fast path (fp32 on

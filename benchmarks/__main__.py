@@ -19,6 +19,12 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
   where CUDA is available.
 * ``evaluation`` EER + minDCFs over 10 M synthetic trials.
 * ``dataprep``   prepare_voxceleb over 100,000 generated wav files.
+* ``robustness`` speech-presence checks with a model folder
+  (``--robustness-model``; skipped without one): synthetic non-speech and
+  real speech refused (Silero vs an energy detector and webrtcvad), EER and
+  actDCF of dev trials wrapped in 5-20 s of silence or noise (vad trim /
+  check / off), EER and Cllr of speech cut to 0.5-4 s, VAD cost per 10 s,
+  peak RSS of a 1-hour file vs a 1-minute one.
 
 Thread counts are set with ``torch.set_num_threads`` (and OMP/MKL env vars
 for worker processes); set ``OMP_NUM_THREADS`` before launching to pin the
@@ -48,6 +54,7 @@ SECTIONS = (
     "training",
     "evaluation",
     "dataprep",
+    "robustness",
 )
 
 
@@ -100,6 +107,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-trials", type=int, default=None)
     parser.add_argument("--dataprep-files", type=int, default=None)
     parser.add_argument(
+        "--robustness-model",
+        default=None,
+        help="model folder for the robustness section (skipped without one)",
+    )
+    parser.add_argument(
+        "--robustness-trials",
+        type=int,
+        default=None,
+        help="robustness section: realspk dev trials, half target (0: all)",
+    )
+    parser.add_argument(
+        "--robustness-minutes",
+        default=None,
+        help="robustness section: long,short recording of the memory rows "
+        "(default 60,1)",
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         choices=("cpu", "cuda"),
@@ -122,6 +146,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "calibration_utts": 4 if quick else 50,
         "metrics_trials": 200_000 if quick else 10_000_000,
         "dataprep_files": 1000 if quick else 100_000,
+        "robustness_trials": 12 if quick else 0,
+        "robustness_minutes": "2,0.5" if quick else "60,1",
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -201,6 +227,16 @@ def run_section(name: str, args: argparse.Namespace) -> list:
         from .evaluation import bench_dataprep
 
         return bench_dataprep(args.dataprep_files)
+    if name == "robustness":
+        from .robustness import bench_robustness
+
+        return bench_robustness(
+            args.robustness_model,
+            quick=args.quick,
+            threads=threads[-1],
+            trials=args.robustness_trials or None,
+            minutes=_floats(args.robustness_minutes),
+        )
     raise ValueError(name)
 
 

@@ -32,6 +32,14 @@ SETTING_KEYS = (
     "int8_calibration_method",
     "int8_reduce_range",
     "int8_min_cosine",
+    "vad",
+    "min_speech_seconds",
+    "vad_threshold",
+    "vad_min_speech_seconds",
+    "vad_min_silence_seconds",
+    "vad_pad_seconds",
+    "window_seconds",
+    "model_folder_trusted_targets",
 )
 
 

@@ -98,3 +98,83 @@ def test_unknown_section_is_a_clear_error():
     )
     assert process.returncode == 2
     assert "unknown section" in process.stderr
+
+
+def test_robustness_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
+    """The robustness section, quick, on an untrained folder with a calibration."""
+    import math
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_hub import recipe_folder
+
+    from speechbrain_eres2net.evaluation.calibration import Calibration
+
+    folder = tmp_path / "model"
+    shutil.copytree(recipe_folder(), folder)
+    Calibration(
+        score_weight=10.0,
+        bias=-5.0,
+        quality_weights=(0.5, 0.5),
+        quality_names=("log_dur_min", "log_dur_max"),
+    ).save(folder / "calibration.json")
+    out = tmp_path / "robustness.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "robustness",
+            "--robustness-model",
+            str(folder),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert process.stdout.splitlines()[0].split() == HEADER
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["section"] for row in rows} == {"robustness"}
+    for row in rows:
+        assert row["name"] != "section failed", row["note"]
+        if row["note"].startswith("skipped"):  # webrtcvad is optional
+            assert "webrtcvad" in row["name"]
+            continue
+        assert isinstance(row["ours"], float) and math.isfinite(row["ours"]), row
+        if row["target"] is not None:
+            assert isinstance(row["passed"], bool), row
+        assert any(
+            line.startswith("robustness") and row["name"] in line
+            for line in process.stdout.splitlines()
+        )
+    names = " / ".join(row["name"] for row in rows)
+    for part in (
+        "non-speech refused: digital zero",
+        "non-speech refused: DTMF-like dual tones",
+        "detector Silero (ours), non-speech",
+        "real speech refused: realspk",
+        "clean dev trials, vad trim (reference)",
+        "silence (zero + -70 dBFS dither), vad trim: EER",
+        "white noise, vad check: actDCF(0.01)",
+        "white noise, vad off: EER",
+        "cut to 0.5 s of net speech, vad trim: Cllr",
+        "cut to 4 s of net speech, vad trim: EER",
+        "VAD cost: SpeechDetector vs base embedding",
+        "embed_recording peak RSS, 2 min vs 0.5 min",
+    ):
+        assert part in names, part
+    refused = [r for r in rows if r["name"].startswith("non-speech refused")]
+    assert len(refused) == 13 and all(r["unit"] == "% refused" for r in refused)
+
+
+def test_robustness_without_a_model_folder_is_skipped_with_a_note():
+    from benchmarks.robustness import bench_robustness
+
+    (row,) = bench_robustness(None, quick=True)
+    assert row.ours is None and "--robustness-model" in row.note

@@ -59,7 +59,7 @@ def bad_files(tmp_path) -> dict[str, tuple[Path, str]]:
     files["truncated"] = (truncated, "truncated")
     short = tmp_path / "short.wav"
     soundfile.write(short, wav[: int(0.05 * rate)], rate)
-    files["short"] = (short, "shorter than")
+    files["short"] = (short, "of net speech")
     files["missing"] = (tmp_path / "missing.wav", "not found")
     return files
 

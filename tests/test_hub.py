@@ -95,10 +95,22 @@ def trial_subset(target: Path, per_label: int = 5) -> Path:
     def size(line: str) -> int:
         return sum((wav / p).stat().st_size for p in line.split()[1:])
 
+    @functools.cache
+    def speech(path: str) -> float:
+        from speechbrain_eres2net.dataio.vad import SpeechDetector
+
+        audio, rate = soundfile.read(wav / path, dtype="float32")
+        return SpeechDetector()(torch.from_numpy(audio), rate).seconds
+
+    def enough(line: str) -> bool:
+        # Short files with under 1.5 s of speech would be refused (min 1 s)
+        # in some tests' conditions; these lists must keep every trial.
+        return all(speech(p) >= 1.5 for p in line.split()[1:])
+
     chosen = []
     for label in ("1", "0"):
-        same = [line for line in lines if line.split()[0] == label]
-        chosen += sorted(same, key=size)[:per_label]
+        same = sorted((line for line in lines if line.split()[0] == label), key=size)
+        chosen += [line for line in same[: 6 * per_label] if enough(line)][:per_label]
     target.write_text("\n".join(chosen) + "\n")
     return target
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .options import batch_options, model_options
+from .options import batch_options, model_options, speech_options
 
 
 def add_parser(commands) -> None:
@@ -19,6 +19,7 @@ def add_parser(commands) -> None:
         "embed", help="embed audio files (wav files, folders, list files)"
     )
     model_options(embed)
+    speech_options(embed)
     embed.add_argument(
         "inputs", nargs="+", help="audio files, folders (recursive) or list files"
     )
@@ -50,6 +51,9 @@ def embedder(args: argparse.Namespace):
         fast=args.fast,
         precision=precision,
         int8_calibration=getattr(args, "int8_calibration", None),
+        trust_code=getattr(args, "trust_model_code", False),
+        vad=args.vad,
+        min_speech_seconds=args.min_speech_seconds,
     )
 
 
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
     model = embedder(args)
-    embeddings, errors = model.embed_files(
+    embeddings, errors, _, _ = model.embed_files(
         files,
         batch_size=args.batch_size,
         progress=args.progress,

@@ -40,6 +40,31 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         "repeatable (int8_calibration_utterances of verification.yaml are used). "
         "One value per flag, so that it never swallows the positional files",
     )
+    parser.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="load a model folder whose hyperparams.yaml names code outside "
+        "model_folder_trusted_targets of hparams/verification.yaml (it runs that "
+        "code: only for a folder you trust)",
+    )
+
+
+def speech_options(parser: argparse.ArgumentParser) -> None:
+    """Speech detection: how much net speech a recording needs, what is embedded."""
+    parser.add_argument(
+        "--vad",
+        choices=("trim", "check", "off"),
+        help="trim: embed the detected speech alone; check: refuse recordings "
+        "with too little speech but embed them whole; off: no detection "
+        "(default: vad of hparams/verification.yaml, trim)",
+    )
+    parser.add_argument(
+        "--min-speech-seconds",
+        type=float,
+        metavar="S",
+        help="least net speech of a recording; less is refused, never decided "
+        "(default: min_speech_seconds of hparams/verification.yaml)",
+    )
 
 
 def batch_options(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from .embed import embedder
-from .options import batch_options, model_options, trial_options
+from .options import batch_options, model_options, speech_options, trial_options
 
 
 def add_parsers(commands) -> None:
@@ -15,6 +15,7 @@ def add_parsers(commands) -> None:
         "verify", help="same speaker or not, for two files (score, LLR, decision)"
     )
     model_options(verify)
+    speech_options(verify)
     verify.add_argument("first", help="first audio file")
     verify.add_argument("second", help="second audio file")
     verify.add_argument(
@@ -38,6 +39,7 @@ def add_parsers(commands) -> None:
         "score", help="EER, minDCF, Cllr and actual DCF of a trial list"
     )
     model_options(score)
+    speech_options(score)
     trial_options(score, required=True)
     score.add_argument(
         "--output-dir", help="also write scores.txt, results.json, plots"
@@ -102,5 +104,8 @@ def run_score(args: argparse.Namespace) -> int:
             f" Cllr {results['cllr']:.3f} actDCF(0.01) {results['act_dcf_0.01']:.4f} "
             f"actDCF(0.05) {results['act_dcf_0.05']:.4f}"
         )
+    left_out = results.get("trials_left_out", 0)
+    if left_out:
+        line += f" ({left_out} left out: a side with too little speech)"
     print(f"{line} on {results['n_trials']} trials")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,50 @@ def read_audio(
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
+    wav = _to_model_input(path, data, rate, sample_rate)
+    if wav.shape[0] < min_samples:
+        raise AudioError(
+            path,
+            f"audio is {wav.shape[0] / sample_rate:.3f} s long, shorter than "
+            f"the {min_samples / sample_rate:.3f} s the model needs",
+        )
+    return wav
+
+
+def audio_blocks(
+    path: PathLike, sample_rate: int = 16000, block_seconds: float = 60.0
+) -> Iterator[torch.Tensor]:
+    """Reads a long audio file block by block, as :func:`read_audio` would.
+
+    Memory stays at one block whatever the file's length. Blocks are mono,
+    at ``sample_rate``, and (but for the last) ``block_seconds`` long at the
+    file's own rate; each is resampled on its own, which differs from
+    resampling the whole file only within a few samples of the block edges.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mktemp(suffix=".wav")
+    >>> soundfile.write(path, np.zeros(40000), 16000)
+    >>> [b.shape[0] for b in audio_blocks(path, block_seconds=1.0)]
+    [16000, 16000, 8000]
+    """
+    path = Path(path)
+    info = check_audio_file(path)
+    block = max(1, int(block_seconds * info.samplerate))
+    try:
+        for data in soundfile.blocks(
+            str(path), blocksize=block, dtype="float32", always_2d=True
+        ):
+            yield _to_model_input(path, data, info.samplerate, sample_rate)
+    except (soundfile.LibsndfileError, RuntimeError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
+
+
+def _to_model_input(
+    path: Path, data: np.ndarray, rate: int, sample_rate: int
+) -> torch.Tensor:
+    """(samples, channels) float data -> checked mono waveform at ``sample_rate``."""
     if not np.isfinite(data).all():
         raise AudioError(path, "audio contains NaN or infinite samples")
     if data.shape[1] > 1:
@@ -145,12 +190,6 @@ def read_audio(
             f"audio at {rate} Hz (e.g. {path.name}) is resampled to {sample_rate} Hz",
         )
         wav = torchaudio.functional.resample(wav, rate, sample_rate)
-    if wav.shape[0] < min_samples:
-        raise AudioError(
-            path,
-            f"audio is {wav.shape[0] / sample_rate:.3f} s long, shorter than "
-            f"the {min_samples / sample_rate:.3f} s the model needs",
-        )
     return wav
 
 

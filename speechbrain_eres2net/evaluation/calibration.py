@@ -258,15 +258,20 @@ class Calibration:
         Names of the quality measures, in column order.
     fitted_on : dict
         Free-form, JSON-serialisable description of the training data.
+    quality_ranges : tuple of (float, float)
+        The ``[low, high]`` range each quality measure took in the fitting
+        data (empty: unknown, e.g. a file of an older release). A linear map
+        extrapolated far outside it gives LLRs nobody measured, so
+        :meth:`llr` clamps the measures into it and says so once per call.
 
     Example
     -------
     >>> cal = Calibration(score_weight=10.0, bias=-5.0)
     >>> cal.llr([0.4, 0.6]).tolist()
     [-1.0, 1.0]
-    >>> qcal = Calibration(2.0, 0.0, (1.0,), ("log_dur_min",))
-    >>> qcal.llr([1.0], quality=np.array([[0.5]])).tolist()
-    [2.5]
+    >>> qcal = Calibration(2.0, 0.0, (1.0,), ("log_dur_min",), {}, ((0.0, 1.0),))
+    >>> qcal.llr([1.0, 1.0], quality=np.array([[0.5], [3.0]])).tolist()
+    [2.5, 3.0]
     """
 
     score_weight: float
@@ -274,6 +279,7 @@ class Calibration:
     quality_weights: tuple[float, ...] = ()
     quality_names: tuple[str, ...] = ()
     fitted_on: dict[str, Any] = field(default_factory=dict)
+    quality_ranges: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         self.score_weight = float(self.score_weight)
@@ -283,6 +289,14 @@ class Calibration:
         if len(self.quality_weights) != len(self.quality_names):
             raise ValueError(
                 f"got {len(self.quality_weights)} quality weights for "
+                f"{len(self.quality_names)} quality names"
+            )
+        self.quality_ranges = tuple(
+            (float(low), float(high)) for low, high in self.quality_ranges
+        )
+        if self.quality_ranges and len(self.quality_ranges) != len(self.quality_names):
+            raise ValueError(
+                f"got {len(self.quality_ranges)} quality ranges for "
                 f"{len(self.quality_names)} quality names"
             )
 
@@ -319,8 +333,31 @@ class Calibration:
                 f"got {quality.shape}"
             )
         if k:
-            out = out + quality @ np.asarray(self.quality_weights)
+            out = out + self._clamped(quality) @ np.asarray(self.quality_weights)
         return out
+
+    def _clamped(self, quality: np.ndarray) -> np.ndarray:
+        """Quality measures clamped into the fitted ranges, with one notice."""
+        if not self.quality_ranges:
+            return quality
+        low, high = np.array(self.quality_ranges).T
+        clamped = np.clip(quality, low, high)
+        outside = (clamped != quality).any(axis=0)
+        if outside.any():
+            rows = int((clamped != quality).any(axis=1).sum())
+            names = ", ".join(
+                f"{name} [{lo:.3g}, {hi:.3g}]"
+                for name, lo, hi, out in zip(self.quality_names, low, high, outside)
+                if out
+            )
+            logger.warning(
+                "calibration: %d of %d trial(s) have quality measures outside the "
+                "range they were fitted on, clamped to it: %s",
+                rows,
+                quality.shape[0],
+                names,
+            )
+        return clamped
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable description, as written by :meth:`save`.
@@ -339,6 +376,10 @@ class Calibration:
             "quality_names": list(self.quality_names),
             "quality_weights": list(self.quality_weights),
             "fitted_on": dict(self.fitted_on),
+            "quality_ranges": {
+                name: list(bounds)
+                for name, bounds in zip(self.quality_names, self.quality_ranges)
+            },
         }
 
     @classmethod
@@ -372,7 +413,19 @@ class Calibration:
             )
         if not isinstance(fitted_on, dict):
             raise ValueError(f"{malformed}: fitted_on must be an object")
-        values = [data["score_weight"], data["bias"], *weights]
+        ranges = data.get("quality_ranges", {})
+        if not isinstance(ranges, dict) or not all(
+            isinstance(b, list) and len(b) == 2 for b in ranges.values()
+        ):
+            raise ValueError(
+                f"{malformed}: quality_ranges must map names to [low, high]"
+            )
+        if ranges and set(ranges) != set(names):
+            raise ValueError(
+                f"{malformed}: quality_ranges must name every quality measure"
+            )
+        bounds = [ranges[n] for n in names] if ranges else []
+        values = [data["score_weight"], data["bias"], *weights, *sum(bounds, [])]
         if not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
         ):
@@ -386,6 +439,7 @@ class Calibration:
             quality_weights=tuple(weights),
             quality_names=tuple(names),
             fitted_on=fitted_on,
+            quality_ranges=tuple(tuple(b) for b in bounds),
         )
 
     def save(self, path: PathLike) -> None:
@@ -580,6 +634,10 @@ def fit_calibration(
         quality_weights=tuple(float(a) for a in w[1:]),
         quality_names=quality_names,
         fitted_on=info,
+        quality_ranges=tuple(
+            (float(low), float(high))
+            for low, high in zip(x[:, 1:].min(0), x[:, 1:].max(0))
+        ),
     )
     logger.info(
         "calibration fitted on %d target / %d non-target trials: "

@@ -22,7 +22,6 @@ from typing import Optional
 
 import numpy as np
 
-from ..dataio.audio import check_audio_file
 from ..inference.embedder import SpeakerEmbedder
 from ..paths import PathLike
 from ..settings import default
@@ -131,9 +130,11 @@ def decide(
 
 
 def folder_calibration(source: PathLike) -> Optional[Calibration]:
-    """The ``calibration.json`` of a local model folder, if it has one."""
-    path = Path(source) / CALIBRATION_FILE
-    return Calibration.load(path) if path.is_file() else None
+    """The ``calibration.json`` of a model folder (local or Hub), if it has one."""
+    from ..inference.folder import folder_file
+
+    path: Optional[Path] = folder_file(source, CALIBRATION_FILE)
+    return None if path is None else Calibration.load(path)
 
 
 class Verifier:
@@ -154,7 +155,7 @@ class Verifier:
     >>> wav = np.random.default_rng(0).normal(size=16000) * 0.1
     >>> soundfile.write(d / "a.wav", wav, 16000)
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1], embedding_size=16)
-    >>> verifier = Verifier(SpeakerEmbedder(KaldiFbank(), None, model),
+    >>> verifier = Verifier(SpeakerEmbedder(KaldiFbank(), None, model, vad="off"),
     ...                     Calibration(score_weight=10.0, bias=-5.0))
     >>> decision = verifier.verify(d / "a.wav", d / "a.wav")
     >>> round(decision.score, 4), round(decision.llr, 3), decision.accept
@@ -176,13 +177,10 @@ class Verifier:
         verifier.source = str(source)
         return verifier
 
-    def llr(self, score: float, first: PathLike, second: PathLike, embeddings) -> float:
-        """Calibrated LLR of one trial."""
+    def llr(self, score: float, embeddings, speech_seconds) -> float:
+        """Calibrated LLR of one trial from its sides' embeddings and net speech."""
         names = ["first", "second"]
-        durations = {
-            "first": check_audio_file(first).duration,
-            "second": check_audio_file(second).duration,
-        }
+        durations = dict(zip(names, speech_seconds))
         quality, _ = trial_quality(
             quality_kinds(self.calibration),
             names,
@@ -202,16 +200,23 @@ class Verifier:
         c_fa: Optional[float] = None,
         threshold: Optional[float] = None,
     ) -> Decision:
-        """Score, LLR and decision for two audio files (see :func:`decide`)."""
-        embeddings = [
-            self.embedder.embed_file(first).cpu().numpy(),
-            self.embedder.embed_file(second).cpu().numpy(),
-        ]
+        """Score, LLR and decision for two audio files (see :func:`decide`).
+
+        Each file is read once; one with too little speech raises
+        :class:`~speechbrain_eres2net.inference.embedder.NotEnoughSpeechError`
+        (no decision), and the calibration's duration measures are the net
+        speech of each side.
+        """
+        embeddings, seconds = [], []
+        for path in (first, second):
+            embedding, speech = self.embedder.embed_recording(path)
+            embeddings.append(embedding.cpu().numpy())
+            seconds.append(speech.seconds)
         unit = [e / max(float(np.linalg.norm(e)), 1e-12) for e in embeddings]
         score = float(np.dot(unit[0], unit[1]))
         llr = None
         if self.calibration is not None:
-            llr = self.llr(score, first, second, embeddings)
+            llr = self.llr(score, embeddings, seconds)
         return decide(
             score,
             llr,

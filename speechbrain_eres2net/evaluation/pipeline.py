@@ -29,10 +29,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..dataio.audio import check_audio_file
 from ..dataio.files import atomic_open, write_text_atomic
 from ..dataio.speaker_csv import read_speaker_csv
 from ..dataio.trials import preview, read_trials_indexed
+from ..dataio.vad import Speech
 from ..dataio.voxceleb_prepare import trial_utterances
 from ..inference.embedder import SpeakerEmbedder
 from ..paths import PathLike
@@ -72,8 +72,9 @@ def embed_utterances(
     batch_seconds: Optional[float] = None,
     progress: bool = False,
     skip_errors: bool = False,
+    speech: Optional[dict[str, Speech]] = None,
 ) -> dict[str, np.ndarray]:
-    """Full-length embeddings of audio files, batched by length.
+    """Embeddings of audio files, batched by length.
 
     Arguments
     ---------
@@ -87,7 +88,11 @@ def embed_utterances(
         Show a progress bar.
     skip_errors : bool
         Leave out (with a warning) files that cannot be read or are too
-        short; by default they are an error naming them.
+        short; by default they are an error naming them. Recordings with
+        too little speech are left out either way, with a warning that
+        counts them (``NotEnoughSpeechError``).
+    speech : dict, optional
+        Filled with utterance ID -> :class:`Speech` (duration, net speech).
 
     Returns
     -------
@@ -102,17 +107,30 @@ def embed_utterances(
     >>> wav = np.random.default_rng(0).normal(size=8000) * 0.1
     >>> soundfile.write(d / "a.wav", wav, 16000)
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1], embedding_size=16)
-    >>> embedder = SpeakerEmbedder(KaldiFbank(), None, model)
+    >>> embedder = SpeakerEmbedder(KaldiFbank(), None, model, vad="off")
     >>> embed_utterances(embedder, {"a": d / "a.wav"})["a"].shape
     (16,)
     """
-    by_path, errors = embedder.embed_files(
+    done = embedder.embed_files(
         [str(p) for p in utterances.values()],
         batch_size=batch_size,
         progress=progress,
         batch_seconds=batch_seconds,
     )
-    failed = {uid: errors[str(p)] for uid, p in utterances.items() if str(p) in errors}
+    failed = {
+        uid: done.errors[str(p)]
+        for uid, p in utterances.items()
+        if str(p) in done.errors
+    }
+    refused = {u for u, p in utterances.items() if str(p) in done.refused}
+    if refused:
+        logger.warning(
+            "%d of %d recording(s) left out: too little speech (e.g. %s)",
+            len(refused),
+            len(utterances),
+            preview([f"{utterances[u]}: {failed[u]}" for u in sorted(refused)], 1),
+        )
+        failed = {u: r for u, r in failed.items() if u not in refused}
     if failed:
         reasons = [f"{utterances[u]}: {r}" for u, r in failed.items()]
         message = (
@@ -121,7 +139,19 @@ def embed_utterances(
         if not skip_errors:
             raise ValueError(message)
         logger.warning(message)
-    return {uid: by_path[str(p)] for uid, p in utterances.items() if uid not in failed}
+    if speech is not None:
+        speech.update(
+            {
+                u: done.speech[str(p)]
+                for u, p in utterances.items()
+                if str(p) in done.speech
+            }
+        )
+    return {
+        uid: done.embeddings[str(p)]
+        for uid, p in utterances.items()
+        if str(p) in done.embeddings
+    }
 
 
 def read_csv_speakers(csv_path: PathLike) -> dict[str, str]:
@@ -240,9 +270,30 @@ def quality_kinds(calibration: Calibration) -> list[str]:
 
 
 def _scored_trials(embeddings: Mapping[str, np.ndarray], trials_file: PathLike):
+    """Cosine scores of the trials whose both sides have an embedding.
+
+    The others (a side refused for too little speech) are left out and
+    counted, last in the returned tuple.
+    """
     labels, names, left, right = read_trials_indexed(trials_file)
+    present = np.array([n in embeddings for n in names], dtype=bool)
+    keep = present[left] & present[right]
+    left_out = int(keep.size - np.count_nonzero(keep))
+    if left_out:
+        labels, left, right = labels[keep], left[keep], right[keep]
+        used = np.unique(np.concatenate([left, right]))
+        index = np.full(len(names), -1, dtype=np.int64)
+        index[used] = np.arange(used.size)
+        names = [names[i] for i in used]
+        left, right = index[left], index[right]
+        logger.warning(
+            "%d of %d trial(s) left out: a side has too little speech",
+            left_out,
+            keep.size,
+        )
     unit = _unit_embeddings(embeddings, names)
-    return labels, names, left, right, unit, _rowwise_dot(unit, left, right)
+    scores = _rowwise_dot(unit, left, right)
+    return labels, names, left, right, unit, scores, left_out
 
 
 def evaluate_trials(
@@ -298,11 +349,14 @@ def evaluate_trials(
     >>> sorted(p.name for p in (d / "out").iterdir())
     ['results.json', 'scores.txt']
     """
-    labels, names, left, right, unit, scores = _scored_trials(embeddings, trials_file)
+    labels, names, left, right, unit, scores, left_out = _scored_trials(
+        embeddings, trials_file
+    )
     try:
         results = verification_metrics(scores, labels, P_TARGETS)
     except ValueError as err:  # one class only, NaN scores: name the list
         raise ValueError(f"{trials_file}: {err}") from err
+    results["trials_left_out"] = left_out
     results["min_cllr"] = min_cllr(scores, labels)
     results["trials_file"] = str(trials_file)
     columns = [scores]
@@ -377,20 +431,22 @@ def trial_embeddings(
     batch_seconds: Optional[float] = None,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Embeddings and durations (seconds) of every utterance of a trial list.
+    """Embeddings and net speech (seconds) of every utterance of a trial list.
 
-    A file that cannot be embedded is an error naming it.
+    A file that cannot be read is an error naming it; one with too little
+    speech is left out (with its trials) and counted in a warning.
     """
     utterances = trial_utterances(trials, data_root)
+    speech: dict[str, Speech] = {}
     embeddings = embed_utterances(
         embedder,
         utterances,
         batch_size=batch_size,
         batch_seconds=batch_seconds,
         progress=progress,
+        speech=speech,
     )
-    durations = {u: check_audio_file(p).duration for u, p in utterances.items()}
-    return embeddings, durations
+    return embeddings, {u: s.seconds for u, s in speech.items()}
 
 
 def evaluate_embedder(
@@ -482,13 +538,15 @@ def fit_trial_calibration(
     trials: PathLike,
     quality: Optional[Sequence[str]] = None,
     prior: Optional[float] = None,
+    vad: Optional[str] = None,
 ) -> Calibration:
     """Fits a cosine score -> LLR calibration on a trial list's embeddings.
 
     Arguments
     ---------
     embeddings, durations : mapping
-        Per trial utterance, from :func:`trial_embeddings`.
+        Per trial utterance, from :func:`trial_embeddings` (durations are
+        net speech seconds).
     trials : path
         The development trial list.
     quality : list of str, optional
@@ -497,15 +555,19 @@ def fit_trial_calibration(
     prior : float, optional
         Target prior the objective is weighted for (default:
         ``calibration_prior``).
+    vad : str, optional
+        The embedder's speech detection mode, recorded in ``fitted_on``.
 
     Returns
     -------
     Calibration
-        Its ``fitted_on`` names the trial list, the durations and measures.
+        Its ``fitted_on`` names the trial list, the net speech range, the
+        speech detection and the measures; ``quality_ranges`` holds the
+        range of each measure.
     """
     quality = list(default("calibration_quality") if quality is None else quality)
     prior = float(default("calibration_prior") if prior is None else prior)
-    labels, names, left, right, _, scores = _scored_trials(embeddings, trials)
+    labels, names, left, right, _, scores, _ = _scored_trials(embeddings, trials)
     measures, columns = trial_quality(
         quality, names, left, right, embeddings, durations
     )
@@ -518,7 +580,8 @@ def fit_trial_calibration(
         p_target=prior,
         fitted_on={
             "trials": Path(trials).name,
-            "durations_s": [round(min(seconds), 2), round(max(seconds), 2)],
+            "speech_s": [round(min(seconds), 2), round(max(seconds), 2)],
+            "vad": vad,
             "score": "cosine",
         },
         source=str(trials),
@@ -542,9 +605,14 @@ def fit_calibration_on_trials(
 
 def _embedder_from_hparams(hparams: Mapping, device: str) -> SpeakerEmbedder:
     """The embedder of the verification recipe's model source."""
+    speech = {
+        "vad": hparams.get("vad"),
+        "min_speech_seconds": hparams.get("min_speech_seconds"),
+        "window_seconds": hparams.get("window_seconds"),
+    }
     if hparams.get("pretrained_folder"):
         return SpeakerEmbedder.from_folder(
-            hparams["pretrained_folder"], device=device, fast=False
+            hparams["pretrained_folder"], device=device, fast=False, **speech
         )
     source = hparams
     checkpoint_folder = hparams.get("checkpoint_folder")
@@ -572,6 +640,7 @@ def _embedder_from_hparams(hparams: Mapping, device: str) -> SpeakerEmbedder:
         source["embedding_model"],
         sample_rate=int(source.get("sample_rate", 16000)),
         device=device,
+        **speech,
     )
 
 

@@ -110,6 +110,7 @@ def write_model_folder(
     sample_rate: int = 16000,
     trials: Optional[PathLike] = None,
     data_root: Optional[PathLike] = None,
+    vad: Optional[str] = None,
 ) -> Path:
     """Writes, checks and atomically publishes a model folder.
 
@@ -131,6 +132,9 @@ def write_model_folder(
         relative to: a score calibration is fitted on them and stored as
         ``calibration.json``, and the EER, minDCF, Cllr and the EER threshold
         are measured with the exported folder and stored in its card.
+    vad : str, optional
+        Speech detection of that measurement (``SpeakerEmbedder``'s ``vad``;
+        default: ``verification.yaml``'s); stored with the calibration.
 
     Returns
     -------
@@ -154,12 +158,14 @@ def write_model_folder(
         )
         loaded = check_model_folder(tmp, states)
         threshold = None
-        embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False)
+        embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False, vad=vad)
         if trials is not None:
             embeddings, durations = trial_embeddings(embedder, trials, data_root)
             calibration = None
             try:
-                calibration = fit_trial_calibration(embeddings, durations, trials)
+                calibration = fit_trial_calibration(
+                    embeddings, durations, trials, vad=embedder.vad
+                )
             except ValueError as err:
                 # Metrics and the EER threshold are still worth storing.
                 logger.warning("no calibration stored: %s", err)

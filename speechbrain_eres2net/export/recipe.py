@@ -34,6 +34,7 @@ def export_hub(
     overrides: Optional[Mapping[str, Any]] = None,
     training_data: str = "not stated",
     license: str = "apache-2.0",
+    vad: Optional[str] = None,
 ) -> Path:
     """Turns a recipe checkpoint into a model folder.
 
@@ -60,6 +61,9 @@ def export_hub(
         What the model was trained on, for the model card.
     license : str
         License of the weights, for the model card.
+    vad : str, optional
+        Speech detection when measuring on ``trials`` (see
+        :func:`~speechbrain_eres2net.export.model_folder.write_model_folder`).
     """
     nodes = training_nodes(hparams_file, overrides)
     sample_rate = nodes.pop("sample_rate")
@@ -89,7 +93,9 @@ def export_hub(
         f"`{Path(hparams_file).name}` (checkpoint `{ckpt.name}`).\n",
         license=license,
     )
-    return write_model_folder(out, nodes, states, card, sample_rate, trials, data_root)
+    return write_model_folder(
+        out, nodes, states, card, sample_rate, trials, data_root, vad
+    )
 
 
 def _fit_classifier_size(nodes: dict, path: Path) -> None:

@@ -19,13 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..dataio.audio import AUDIO_SUFFIXES, AudioError, check_audio_file, read_audio
+from ..dataio.audio import (
+    AUDIO_SUFFIXES,
+    AudioError,
+    audio_blocks,
+    check_audio_file,
+    read_audio,
+)
+from ..dataio.vad import VAD_MODES, Speech, SpeechDetector
 from ..paths import PathLike
 from ..settings import batch_seconds as default_batch_seconds
 from ..settings import default
@@ -63,8 +70,31 @@ def length_batches(
     return batches
 
 
+class NotEnoughSpeechError(AudioError):
+    """A recording with less net speech than the minimum: never embedded."""
+
+
+class EmbeddedFiles(NamedTuple):
+    """What :meth:`SpeakerEmbedder.embed_files` returns."""
+
+    embeddings: dict[str, np.ndarray]
+    """str(path) -> float32 (embedding_size,) array, for every good file."""
+    errors: dict[str, str]
+    """str(path) -> reason, for every file that was refused or unreadable."""
+    speech: dict[str, Speech]
+    """str(path) -> its duration and net speech, for every embedded file."""
+    refused: set[str]
+    """The paths of ``errors`` refused for too little speech."""
+
+
 class SpeakerEmbedder:
     """Batched, length-exact embeddings with a model folder's modules.
+
+    Every recording is read once, its net speech measured
+    (:class:`~speechbrain_eres2net.dataio.vad.SpeechDetector`), refused with
+    :class:`NotEnoughSpeechError` below ``min_speech_seconds``, and (``vad``
+    ``"trim"``) embedded from its speech alone. Recordings longer than
+    ``window_seconds`` are read, checked and embedded window by window.
 
     Arguments
     ---------
@@ -83,6 +113,13 @@ class SpeakerEmbedder:
         Cosine threshold for same/different decisions, if known.
     device : str
         Where to run.
+    vad : str, optional
+        ``"trim"``, ``"check"`` or ``"off"`` (default: ``vad`` of
+        ``hparams/verification.yaml``).
+    min_speech_seconds : float, optional
+        Least net speech of an accepted recording (default: the YAML's).
+    window_seconds : float, optional
+        Longer recordings are embedded window by window (default: the YAML's).
 
     Example
     -------
@@ -92,6 +129,7 @@ class SpeakerEmbedder:
     ...     KaldiFbank(mean_norm=False),
     ...     InputNormalization(norm_type="sentence", std_norm=False),
     ...     ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]),
+    ...     vad="off",
     ... )
     >>> embedder.min_samples  # 9 frames of 25 ms windows every 10 ms
     1680
@@ -110,7 +148,23 @@ class SpeakerEmbedder:
         sample_rate: int = 16000,
         threshold: Optional[float] = None,
         device: str = "cpu",
+        vad: Optional[str] = None,
+        min_speech_seconds: Optional[float] = None,
+        window_seconds: Optional[float] = None,
     ) -> None:
+        self.vad = str(default("vad") if vad is None else vad)
+        if self.vad not in VAD_MODES:
+            raise ValueError(f"vad must be one of {VAD_MODES}, got {self.vad!r}")
+        self.min_speech_seconds = float(
+            default("min_speech_seconds")
+            if min_speech_seconds is None
+            else min_speech_seconds
+        )
+        self.window_seconds = float(
+            default("window_seconds") if window_seconds is None else window_seconds
+        )
+        if not self.window_seconds > 0:
+            raise ValueError(f"window_seconds must be > 0, got {self.window_seconds}")
         self.device = torch.device(device)
         self.compute_features = compute_features.to(self.device).eval()
         self.mean_var_norm = (
@@ -124,6 +178,7 @@ class SpeakerEmbedder:
         )
         self.min_frames = self.shape.min_frames
         self.min_samples = self._fewest_samples()
+        self.detector = None if self.vad == "off" else SpeechDetector(device=device)
 
     @classmethod
     def from_folder(
@@ -134,8 +189,16 @@ class SpeakerEmbedder:
         fast: bool = True,
         precision: str = "auto",
         int8_calibration: Optional[Sequence[PathLike]] = None,
+        trust_code: bool = False,
+        **speech_options,
     ) -> SpeakerEmbedder:
         """Loads a model folder; ``fast`` uses the optimised inference path.
+
+        ``trust_code`` loads a folder whose ``hyperparams.yaml`` names code
+        outside the allow-list (:func:`~.folder.load_model_folder`).
+
+        ``speech_options`` (``vad``, ``min_speech_seconds``,
+        ``window_seconds``) go to the constructor.
 
         ``precision`` is that of
         :func:`~speechbrain_eres2net.inference.fastpath.optimize_for_inference`
@@ -148,11 +211,12 @@ class SpeakerEmbedder:
         if precision == "int8" and not fast:
             raise ValueError("from_folder: precision='int8' needs fast=True")
         return cls.from_recognizer(
-            load_model_folder(source, savedir, device),
+            load_model_folder(source, savedir, device, trust_code),
             device,
             fast,
             precision,
             int8_calibration,
+            **speech_options,
         )
 
     @classmethod
@@ -163,6 +227,7 @@ class SpeakerEmbedder:
         fast: bool = True,
         precision: str = "auto",
         int8_calibration: Optional[Sequence[PathLike]] = None,
+        **speech_options,
     ) -> SpeakerEmbedder:
         """The embedder of an already loaded ``SpeakerRecognition`` (a model
         folder); the other arguments are those of :meth:`from_folder`.
@@ -175,6 +240,7 @@ class SpeakerEmbedder:
             sample_rate=int(getattr(hparams, "sample_rate", 16000)),
             threshold=getattr(hparams, "verification_threshold", None),
             device=device,
+            **speech_options,
         )
         if fast:
             feats = None
@@ -312,10 +378,146 @@ class SpeakerEmbedder:
             padded = self.mean_var_norm(padded, lengths)
         return self.embedding_model(padded, lengths).squeeze(1)
 
+    def speech_of(
+        self, path: PathLike, wav: torch.Tensor
+    ) -> tuple[torch.Tensor, Speech]:
+        """The part of a recording to embed, and its speech; refuses too little.
+
+        Arguments
+        ---------
+        path : path
+            Named in errors.
+        wav : torch.Tensor
+            (samples,) mono waveform at ``sample_rate``.
+
+        Returns
+        -------
+        wav : torch.Tensor
+            The speech alone (``vad="trim"``) or ``wav`` itself.
+        speech : Speech
+            Where the speech is (the whole recording with ``vad="off"``).
+
+        Raises
+        ------
+        NotEnoughSpeechError
+            Less net speech than ``min_speech_seconds`` (not with ``"off"``).
+        AudioError
+            Less audio than the model's fewest frames.
+        """
+        if self.detector is None:
+            speech = Speech.whole(int(wav.shape[0]), self.sample_rate)
+        else:
+            speech = self.detector(wav, self.sample_rate)
+            self._check_speech(path, speech)
+            if self.vad == "trim":
+                wav = speech.trim(wav)
+        self._check_samples(path, int(wav.shape[0]))
+        return wav, speech
+
+    def _check_speech(self, path: PathLike, speech: Speech) -> None:
+        if speech.seconds < self.min_speech_seconds:
+            raise NotEnoughSpeechError(
+                path,
+                f"{speech.seconds:.2f} s of net speech in {speech.duration:.2f} s "
+                f"of audio, less than the {self.min_speech_seconds:g} s minimum "
+                "(min_speech_seconds; --min-speech-seconds or --vad off to change)",
+            )
+
+    def _check_samples(self, path: PathLike, samples: int) -> None:
+        if samples < self.min_samples:
+            what = "speech" if self.vad == "trim" else "audio"
+            raise AudioError(
+                path,
+                f"{what} is {samples / self.sample_rate:.3f} s long, shorter than "
+                f"the {self.min_samples / self.sample_rate:.3f} s the model needs",
+            )
+
+    def embed_recording(
+        self, path: PathLike, duration: Optional[float] = None
+    ) -> tuple[torch.Tensor, Speech]:
+        """Embedding (embedding_size,) and speech of one audio file.
+
+        The file is read once: whole when ``duration`` (seconds; read from
+        its header when None) is at most ``window_seconds``, else block by
+        block (:meth:`embed_stream`).
+
+        Raises
+        ------
+        AudioError
+            Unreadable file, too little speech (:class:`NotEnoughSpeechError`)
+            or audio.
+        """
+        if duration is None:
+            duration = check_audio_file(path).duration
+        if duration > self.window_seconds:
+            return self.embed_stream(path)
+        wav = read_audio(path, self.sample_rate)
+        wav, speech = self.speech_of(path, wav)
+        return self.embed_batch([wav])[0], speech
+
     def embed_file(self, path: PathLike) -> torch.Tensor:
         """Embedding of one audio file; raises :class:`AudioError` on bad input."""
-        wav = read_audio(path, self.sample_rate, self.min_samples)
-        return self.embed_batch([wav])[0]
+        return self.embed_recording(path)[0]
+
+    @torch.no_grad()
+    def embed_stream(self, path: PathLike) -> tuple[torch.Tensor, Speech]:
+        """Embeds a recording of any length with memory bounded by the window.
+
+        The file is decoded ``window_seconds`` at a time; each block's speech
+        is found (the detector's state carried from block to block) and, with
+        ``vad="trim"``, kept alone. The kept audio is cut into windows of
+        ``window_seconds``; the last window ends at the last kept sample
+        (overlapping the one before, so every window has the same length).
+        The embedding is the mean direction of the windows' embeddings scaled
+        to their mean norm. A recording whose kept audio fits one window gets
+        the embedding of one forward pass, as a short recording does.
+
+        Returns
+        -------
+        embedding : torch.Tensor
+            (embedding_size,).
+        speech : Speech
+            Duration and speech segments of the whole recording.
+        """
+        window = int(self.window_seconds * self.sample_rate)
+        pending: list[torch.Tensor] = []  # kept audio not yet in a window
+        pending_samples = 0
+        last_window = None
+        directions, norms = None, []
+        segments: list[tuple[int, int]] = []
+        state, offset = None, 0
+        for block in audio_blocks(path, self.sample_rate, self.window_seconds):
+            if self.detector is None:
+                kept, found = block, Speech.whole(int(block.shape[0]), self.sample_rate)
+            else:
+                found, state = self.detector.detect(block, self.sample_rate, state)
+                kept = found.trim(block) if self.vad == "trim" else block
+            segments.extend(found.shifted(offset))
+            offset += int(block.shape[0])
+            pending.append(kept)
+            pending_samples += int(kept.shape[0])
+            while pending_samples >= window:
+                audio = torch.cat(pending)
+                last_window, rest = audio[:window], audio[window:]
+                pending, pending_samples = [rest], int(rest.shape[0])
+                emb = self.embed_batch([last_window])[0].float()
+                norms.append(float(emb.norm()))
+                unit = nn.functional.normalize(emb, dim=-1)
+                directions = unit if directions is None else directions + unit
+        speech = Speech(tuple(_merge(segments)), offset, self.sample_rate)
+        if self.detector is not None:
+            self._check_speech(path, speech)
+        rest = torch.cat(pending) if pending else torch.zeros(0)
+        if last_window is None:  # everything kept fits one window
+            self._check_samples(path, int(rest.shape[0]))
+            return self.embed_batch([rest])[0], speech
+        if rest.shape[0]:
+            tail = torch.cat([last_window[rest.shape[0] :], rest])
+            emb = self.embed_batch([tail])[0].float()
+            norms.append(float(emb.norm()))
+            directions = directions + nn.functional.normalize(emb, dim=-1)
+        direction = nn.functional.normalize(directions, dim=-1)
+        return direction * (sum(norms) / len(norms)), speech
 
     def embed_files(
         self,
@@ -323,24 +525,26 @@ class SpeakerEmbedder:
         batch_size: Optional[int] = None,
         progress: bool = True,
         batch_seconds: Optional[float] = None,
-    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    ) -> EmbeddedFiles:
         """Embeds many files in batches of similar length.
 
-        Files are sorted longest first and grouped while the padded batch
-        (utterances x longest duration) stays within ``batch_seconds`` of
-        audio and ``batch_size`` utterances; a longer file forms a batch
-        alone. The defaults (``batch_size``, ``batch_seconds_cpu`` /
-        ``batch_seconds_cuda``) are those of ``hparams/verification.yaml``:
-        on a CPU, batches beyond ~20 s of audio ran slower per utterance
-        than batches of one (2-D activations outgrow the caches; README,
-        Performance), while a GPU needs large batches to fill up.
+        Each file's header is read once, then its audio once. Files are
+        sorted longest first and grouped while the padded batch (utterances
+        x longest duration) stays within ``batch_seconds`` of audio and
+        ``batch_size`` utterances; a longer file forms a batch alone, and a
+        file longer than ``window_seconds`` is embedded window by window
+        (:meth:`embed_stream`). The defaults (``batch_size``,
+        ``batch_seconds_cpu`` / ``batch_seconds_cuda``) are those of
+        ``hparams/verification.yaml``: on a CPU, batches beyond ~20 s of
+        audio ran slower per utterance than batches of one (2-D activations
+        outgrow the caches; README, Performance), while a GPU needs large
+        batches to fill up.
 
         Returns
         -------
-        embeddings : dict
-            str(path) -> float32 (embedding_size,) array, for every good file.
-        errors : dict
-            str(path) -> reason, for every file that could not be embedded.
+        EmbeddedFiles
+            Embeddings of the good files, the reason of every refused or
+            unreadable one, and each embedded file's speech.
         """
         from tqdm import tqdm
 
@@ -352,37 +556,52 @@ class SpeakerEmbedder:
             batch_seconds = default_batch_seconds(self.device.type)
         if not batch_seconds > 0:
             raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
-        errors: dict[str, str] = {}
+        out = EmbeddedFiles({}, {}, {}, set())
         sized = []
         for path in paths:
             try:
                 sized.append((check_audio_file(path).duration, str(path)))
             except AudioError as err:
-                errors[str(path)] = err.reason
+                out.errors[str(path)] = err.reason
         # Longest first, so the first batch shows the peak memory at once.
         sized.sort(key=lambda item: -item[0])
-        embeddings: dict[str, np.ndarray] = {}
         bar = tqdm(
             total=len(sized), unit="file", disable=not progress, desc="embedding"
         )
         for batch in length_batches([d for d, _ in sized], batch_size, batch_seconds):
             names, wavs = [], []
-            for _, path in (sized[i] for i in batch):
+            for duration, path in (sized[i] for i in batch):
                 try:
-                    wavs.append(read_audio(path, self.sample_rate, self.min_samples))
+                    if duration > self.window_seconds:
+                        emb, out.speech[path] = self.embed_stream(path)
+                        out.embeddings[path] = emb.cpu().numpy().astype(np.float32)
+                        continue
+                    wav, out.speech[path] = self.speech_of(
+                        path, read_audio(path, self.sample_rate)
+                    )
+                    wavs.append(wav)
                     names.append(path)
                 except AudioError as err:
-                    errors[path] = err.reason
+                    out.errors[path] = err.reason
+                    if isinstance(err, NotEnoughSpeechError):
+                        out.refused.add(path)
             if wavs:
                 for name, emb in zip(names, self.embed_batch(wavs).cpu().numpy()):
-                    embeddings[name] = emb.astype(np.float32)
+                    out.embeddings[name] = emb.astype(np.float32)
             bar.update(len(batch))
         bar.close()
-        return embeddings, errors
+        return out
 
-    def score(self, first: torch.Tensor, second: torch.Tensor) -> float:
-        """Cosine similarity of two embeddings."""
-        return float(nn.functional.cosine_similarity(first, second, dim=-1, eps=1e-8))
+
+def _merge(segments: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted segments with touching neighbours joined (blocks' edges)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in segments:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def expand_inputs(inputs: Iterable[PathLike]) -> list[Path]:
