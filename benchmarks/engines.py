@@ -236,7 +236,7 @@ def dev_scores(embedder, trials: Path, wav_root: Path) -> tuple:
 
     labels, enrol, test = read_trials(trials)
     files = sorted(set(enrol) | set(test))
-    embeddings, errors = embedder.embed_files(
+    embeddings, errors, _, _ = embedder.embed_files(
         [wav_root / f for f in files], progress=False
     )
     if errors:

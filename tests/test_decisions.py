@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_hub import real_wavs, trial_subset  # noqa: E402
@@ -102,11 +103,19 @@ def test_verifier_llr_is_the_stored_calibration(calibrated_folder):
     calibration = verifier.calibration
     import soundfile
 
-    durations = sorted([soundfile.info(a).duration, soundfile.info(b).duration])
+    from speechbrain_eres2net.dataio.vad import SpeechDetector
+
+    def net_speech(path):
+        wav, rate = soundfile.read(path, dtype="float32")
+        return SpeechDetector()(torch.from_numpy(wav), rate).seconds
+
+    # The duration measures are net speech, not the files' lengths.
+    durations = sorted([net_speech(a), net_speech(b)])
+    assert durations[0] < min(soundfile.info(a).duration, soundfile.info(b).duration)
     norms = sorted([float(np.linalg.norm(ea)), float(np.linalg.norm(eb))])
     quality = np.array([[*np.log(durations), *norms]])
     expected = calibration.llr(np.array([cosine]), quality)[0]
-    assert decision.llr == pytest.approx(expected, abs=1e-6)
+    assert decision.llr == pytest.approx(expected, abs=1e-3)
     assert decision.accept == (decision.llr > 0.0)
 
 
