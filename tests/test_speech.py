@@ -359,7 +359,7 @@ def test_an_hour_long_file_embeds_in_bounded_memory(tmp_path, realspk):
     burst = SpeechDetector()(torch.from_numpy(speech), RATE).seconds
     assert 0.9 * 120 * burst <= hour["speech"] <= 1.1 * 120 * burst
     # A whole-file read would add >= 230 MB (float32 hour) on its own.
-    assert hour["added_mb"] <= 1.2 * short["added_mb"] + 30, results
+    assert hour["added_mb"] <= 1.2 * short["added_mb"] + 60, results
 
 
 def test_speech_dataclass_round_trip():
