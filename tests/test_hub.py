@@ -95,17 +95,8 @@ def trial_subset(target: Path, per_label: int = 5) -> Path:
     def size(line: str) -> int:
         return sum((wav / p).stat().st_size for p in line.split()[1:])
 
-    @functools.cache
-    def speech(path: str) -> float:
-        from speechbrain_eres2net.dataio.vad import SpeechDetector
-
-        audio, rate = soundfile.read(wav / path, dtype="float32")
-        return SpeechDetector()(torch.from_numpy(audio), rate).seconds
-
     def enough(line: str) -> bool:
-        # Short files with under 1.5 s of speech would be refused (min 1 s)
-        # in some tests' conditions; these lists must keep every trial.
-        return all(speech(p) >= 1.5 for p in line.split()[1:])
+        return has_speech(line, wav)
 
     chosen = []
     for label in ("1", "0"):
@@ -113,6 +104,24 @@ def trial_subset(target: Path, per_label: int = 5) -> Path:
         chosen += [line for line in same[: 6 * per_label] if enough(line)][:per_label]
     target.write_text("\n".join(chosen) + "\n")
     return target
+
+
+@functools.cache
+def net_speech(path: Path) -> float:
+    """Seconds of speech Silero VAD finds in a file."""
+    from speechbrain_eres2net.dataio.vad import SpeechDetector
+
+    audio, rate = soundfile.read(path, dtype="float32")
+    return SpeechDetector()(torch.from_numpy(audio), rate).seconds
+
+
+def has_speech(trial: str, wav: Path) -> bool:
+    """Both files of a trial line hold >= 1.5 s of speech.
+
+    Trial lists of tests must keep every trial: a side under the 1 s minimum
+    would be refused and its trial left out.
+    """
+    return all(net_speech(wav / p) >= 1.5 for p in trial.split()[1:])
 
 
 def real_wavs(n: int = 4) -> list[Path]:

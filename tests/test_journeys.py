@@ -504,8 +504,16 @@ def real_files(realspk: Path, n: int = 2) -> list[Path]:
 
 
 def trial_subset(realspk: Path, target: Path, per_label: int = 10) -> Path:
-    """The first dev trials of each label (enough to fit a calibration)."""
-    lines = (realspk / "dev_trials.txt").read_text().splitlines()
+    """The first dev trials of each label (enough to fit a calibration)
+    whose files hold enough speech to be kept."""
+    from test_hub import has_speech
+
+    wav = realspk / "wav"
+    lines = [
+        line
+        for line in (realspk / "dev_trials.txt").read_text().splitlines()[:200]
+        if has_speech(line, wav)
+    ]
     chosen = [line for line in lines if line.startswith("1 ")][:per_label]
     chosen += [line for line in lines if line.startswith("0 ")][:per_label]
     target.write_text("\n".join(chosen) + "\n")
