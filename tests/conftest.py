@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +33,24 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
                     module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
                     module.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
     return model
+
+
+@functools.cache
+def net_speech(path: Path) -> float:
+    """Seconds of speech Silero VAD finds in a file."""
+    from speechbrain_eres2net.dataio.vad import SpeechDetector
+
+    audio, rate = soundfile.read(path, dtype="float32")
+    return SpeechDetector()(torch.from_numpy(audio), rate).seconds
+
+
+def has_speech(trial: str, wav: Path) -> bool:
+    """Both files of a trial line hold >= 1.5 s of speech.
+
+    Trial lists of tests must keep every trial: a side under the 1 s minimum
+    would be refused and its trial left out.
+    """
+    return all(net_speech(wav / p) >= 1.5 for p in trial.split()[1:])
 
 
 @pytest.fixture

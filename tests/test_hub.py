@@ -26,7 +26,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import REALSPK, REPO, randomize_batchnorm  # noqa: E402
+from conftest import REALSPK, REPO, has_speech, randomize_batchnorm  # noqa: E402
 
 from speechbrain_eres2net.export.hub import push_to_hub
 from speechbrain_eres2net.export.recipe import export_hub
@@ -104,24 +104,6 @@ def trial_subset(target: Path, per_label: int = 5) -> Path:
         chosen += [line for line in same[: 6 * per_label] if enough(line)][:per_label]
     target.write_text("\n".join(chosen) + "\n")
     return target
-
-
-@functools.cache
-def net_speech(path: Path) -> float:
-    """Seconds of speech Silero VAD finds in a file."""
-    from speechbrain_eres2net.dataio.vad import SpeechDetector
-
-    audio, rate = soundfile.read(path, dtype="float32")
-    return SpeechDetector()(torch.from_numpy(audio), rate).seconds
-
-
-def has_speech(trial: str, wav: Path) -> bool:
-    """Both files of a trial line hold >= 1.5 s of speech.
-
-    Trial lists of tests must keep every trial: a side under the 1 s minimum
-    would be refused and its trial left out.
-    """
-    return all(net_speech(wav / p) >= 1.5 for p in trial.split()[1:])
 
 
 def real_wavs(n: int = 4) -> list[Path]:

@@ -506,7 +506,7 @@ def real_files(realspk: Path, n: int = 2) -> list[Path]:
 def trial_subset(realspk: Path, target: Path, per_label: int = 10) -> Path:
     """The first dev trials of each label (enough to fit a calibration)
     whose files hold enough speech to be kept."""
-    from test_hub import has_speech
+    from conftest import has_speech
 
     wav = realspk / "wav"
     lines = [

@@ -56,7 +56,10 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
         f" (minDCF {summary['untrained_min_dcf_0.01']:.3f}"
         f" -> {summary['min_dcf_0.01']:.3f}), {summary['train_seconds']:.0f} s training"
     )
-    assert summary["n_trials"] == 1680
+    # Every trial is scored but those with a side refused for too little
+    # speech (a handful of near-silent dev files), which are counted.
+    assert summary["n_trials"] + summary["trials_left_out"] == 1680
+    assert summary["trials_left_out"] <= 0.02 * 1680
     # Trained on the train_list speakers only (no dev speaker leaks in).
     labels = (out / "save" / "label_encoder.txt").read_text()
     assert labels.count("'spk") == 100

@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> dict:
         "untrained_eer": untrained["eer"],
         "untrained_min_dcf_0.01": untrained["min_dcf_0.01"],
         "n_trials": trained["n_trials"],
+        "trials_left_out": trained["trials_left_out"],
         "hparams": str(yaml_file),
         "parameters": params,
         "train_seconds": round(train_time, 1),
@@ -233,12 +234,17 @@ def print_summary(summary: dict) -> None:
     def num(value: Optional[float]) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
+    left_out = ""
+    if summary["trials_left_out"]:
+        left_out = (
+            f"; {summary['trials_left_out']} left out: a side with too little speech"
+        )
     lines = [
         "",
         "=" * 64,
         f" Quickstart done in {summary['total_seconds']:.0f} s "
         f"(training {summary['train_seconds']:.0f} s)",
-        f" Trials            : {summary['trials']} ({summary['n_trials']})",
+        f" Trials            : {summary['trials']} ({summary['n_trials']}{left_out})",
         f" EER               : {pct(summary['eer'])}"
         f"   (untrained model: {pct(summary['untrained_eer'])})",
         f" minDCF (p=0.01)   : {num(summary['min_dcf_0.01'])}"

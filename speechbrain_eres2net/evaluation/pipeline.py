@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -73,6 +73,7 @@ def embed_utterances(
     progress: bool = False,
     skip_errors: bool = False,
     speech: Optional[dict[str, Speech]] = None,
+    refused: Optional[set[str]] = None,
 ) -> dict[str, np.ndarray]:
     """Embeddings of audio files, batched by length.
 
@@ -93,6 +94,8 @@ def embed_utterances(
         counts them (``NotEnoughSpeechError``).
     speech : dict, optional
         Filled with utterance ID -> :class:`Speech` (duration, net speech).
+    refused : set, optional
+        Filled with the IDs left out for too little speech.
 
     Returns
     -------
@@ -122,15 +125,17 @@ def embed_utterances(
         for uid, p in utterances.items()
         if str(p) in done.errors
     }
-    refused = {u for u, p in utterances.items() if str(p) in done.refused}
-    if refused:
+    quiet = {u for u, p in utterances.items() if str(p) in done.refused}
+    if quiet:
         logger.warning(
             "%d of %d recording(s) left out: too little speech (e.g. %s)",
-            len(refused),
+            len(quiet),
             len(utterances),
-            preview([f"{utterances[u]}: {failed[u]}" for u in sorted(refused)], 1),
+            preview([f"{utterances[u]}: {failed[u]}" for u in sorted(quiet)], 1),
         )
-        failed = {u: r for u, r in failed.items() if u not in refused}
+        failed = {u: r for u, r in failed.items() if u not in quiet}
+    if refused is not None:
+        refused.update(quiet)
     if failed:
         reasons = [f"{utterances[u]}: {r}" for u, r in failed.items()]
         message = (
@@ -269,15 +274,21 @@ def quality_kinds(calibration: Calibration) -> list[str]:
     return kinds
 
 
-def _scored_trials(embeddings: Mapping[str, np.ndarray], trials_file: PathLike):
-    """Cosine scores of the trials whose both sides have an embedding.
+def _scored_trials(
+    embeddings: Mapping[str, np.ndarray],
+    trials_file: PathLike,
+    refused: Collection[str] = (),
+):
+    """Cosine scores of a trial list, less the trials with a refused side.
 
-    The others (a side refused for too little speech) are left out and
-    counted, last in the returned tuple.
+    A trial whose side is in ``refused`` (too little speech) is left out
+    and counted, last in the returned tuple; any other missing embedding
+    is a ``KeyError`` naming it.
     """
     labels, names, left, right = read_trials_indexed(trials_file)
-    present = np.array([n in embeddings for n in names], dtype=bool)
-    keep = present[left] & present[right]
+    refused = set(refused)
+    gone = np.array([n in refused for n in names], dtype=bool)
+    keep = ~(gone[left] | gone[right])
     left_out = int(keep.size - np.count_nonzero(keep))
     if left_out:
         labels, left, right = labels[keep], left[keep], right[keep]
@@ -305,6 +316,7 @@ def evaluate_trials(
     plots: bool = True,
     calibration: Optional[Calibration] = None,
     durations: Optional[Mapping[str, float]] = None,
+    refused: Collection[str] = (),
 ) -> dict:
     """Scores a trial list and writes scores, metrics and plots.
 
@@ -327,6 +339,10 @@ def evaluate_trials(
         Maps the cosine scores to LLRs: adds ``cllr`` and ``act_dcf_*``.
     durations : mapping, optional
         Utterance ID -> seconds, for a calibration with duration measures.
+    refused : collection of str
+        Utterances refused for too little speech: their trials are left out
+        and counted in ``trials_left_out``. Any other utterance without an
+        embedding is an error.
 
     Returns
     -------
@@ -350,7 +366,7 @@ def evaluate_trials(
     ['results.json', 'scores.txt']
     """
     labels, names, left, right, unit, scores, left_out = _scored_trials(
-        embeddings, trials_file
+        embeddings, trials_file, refused
     )
     try:
         results = verification_metrics(scores, labels, P_TARGETS)
@@ -423,6 +439,17 @@ def _write_scores(
             f.write("".join(map(line.format, *fields)))
 
 
+class TrialEmbeddings(NamedTuple):
+    """What :func:`trial_embeddings` measured on a trial list's utterances."""
+
+    embeddings: dict[str, np.ndarray]
+    """Utterance ID -> embedding, for each one with enough speech."""
+    durations: dict[str, float]
+    """Utterance ID -> net speech (seconds) of the embedded ones."""
+    refused: set[str]
+    """The IDs refused for too little speech (their trials are left out)."""
+
+
 def trial_embeddings(
     embedder: SpeakerEmbedder,
     trials: PathLike,
@@ -430,7 +457,7 @@ def trial_embeddings(
     batch_size: Optional[int] = None,
     batch_seconds: Optional[float] = None,
     progress: bool = False,
-) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+) -> TrialEmbeddings:
     """Embeddings and net speech (seconds) of every utterance of a trial list.
 
     A file that cannot be read is an error naming it; one with too little
@@ -438,6 +465,7 @@ def trial_embeddings(
     """
     utterances = trial_utterances(trials, data_root)
     speech: dict[str, Speech] = {}
+    refused: set[str] = set()
     embeddings = embed_utterances(
         embedder,
         utterances,
@@ -445,8 +473,11 @@ def trial_embeddings(
         batch_seconds=batch_seconds,
         progress=progress,
         speech=speech,
+        refused=refused,
     )
-    return embeddings, {u: s.seconds for u, s in speech.items()}
+    return TrialEmbeddings(
+        embeddings, {u: s.seconds for u, s in speech.items()}, refused
+    )
 
 
 def evaluate_embedder(
@@ -500,7 +531,7 @@ def evaluate_embedder(
     dict
         :func:`evaluate_trials`' results plus ``trials`` (the list's name).
     """
-    embeddings, durations = trial_embeddings(
+    embeddings, durations, refused = trial_embeddings(
         embedder, trials, data_root, batch_size, batch_seconds, progress
     )
     cohort = None
@@ -527,6 +558,7 @@ def evaluate_embedder(
             plots=output_dir is not None if plots is None else plots,
             calibration=calibration,
             durations=durations,
+            refused=refused,
         )
     results["trials"] = Path(trials).name
     return results
@@ -539,6 +571,7 @@ def fit_trial_calibration(
     quality: Optional[Sequence[str]] = None,
     prior: Optional[float] = None,
     vad: Optional[str] = None,
+    refused: Collection[str] = (),
 ) -> Calibration:
     """Fits a cosine score -> LLR calibration on a trial list's embeddings.
 
@@ -557,6 +590,8 @@ def fit_trial_calibration(
         ``calibration_prior``).
     vad : str, optional
         The embedder's speech detection mode, recorded in ``fitted_on``.
+    refused : collection of str
+        Utterances refused for too little speech; their trials are left out.
 
     Returns
     -------
@@ -567,7 +602,9 @@ def fit_trial_calibration(
     """
     quality = list(default("calibration_quality") if quality is None else quality)
     prior = float(default("calibration_prior") if prior is None else prior)
-    labels, names, left, right, _, scores, _ = _scored_trials(embeddings, trials)
+    labels, names, left, right, _, scores, _ = _scored_trials(
+        embeddings, trials, refused
+    )
     measures, columns = trial_quality(
         quality, names, left, right, embeddings, durations
     )
@@ -599,8 +636,16 @@ def fit_calibration_on_trials(
     """Embeds a trial list and fits a calibration on it (see
     :func:`fit_trial_calibration`; ``options`` go to :func:`trial_embeddings`).
     """
-    embeddings, durations = trial_embeddings(embedder, trials, data_root, **options)
-    return fit_trial_calibration(embeddings, durations, trials, quality, prior)
+    measured = trial_embeddings(embedder, trials, data_root, **options)
+    return fit_trial_calibration(
+        measured.embeddings,
+        measured.durations,
+        trials,
+        quality,
+        prior,
+        vad=embedder.vad,
+        refused=measured.refused,
+    )
 
 
 def _embedder_from_hparams(hparams: Mapping, device: str) -> SpeakerEmbedder:

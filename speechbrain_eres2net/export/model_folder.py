@@ -160,11 +160,13 @@ def write_model_folder(
         threshold = None
         embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False, vad=vad)
         if trials is not None:
-            embeddings, durations = trial_embeddings(embedder, trials, data_root)
+            embeddings, durations, refused = trial_embeddings(
+                embedder, trials, data_root
+            )
             calibration = None
             try:
                 calibration = fit_trial_calibration(
-                    embeddings, durations, trials, vad=embedder.vad
+                    embeddings, durations, trials, vad=embedder.vad, refused=refused
                 )
             except ValueError as err:
                 # Metrics and the EER threshold are still worth storing.
@@ -181,6 +183,7 @@ def write_model_folder(
                     plots=False,
                     calibration=calibration,
                     durations=durations,
+                    refused=refused,
                 )
             card.metrics["trials"] = Path(trials).name
             threshold = card.metrics["eer_threshold"]
