@@ -39,6 +39,8 @@ setup(
         # Speech presence: Silero VAD's weights ship in this package (MIT,
         # needs only torch); its extras pin torchaudio<2.10 and are not taken.
         "silero-vad",
+        # Kaldi ark/scp embeddings (eres2net embed), the field's format.
+        "kaldiio",
     ],
     extras_require={
         # ONNX export, and the ONNX Runtime engine of the fast path (fp32 on

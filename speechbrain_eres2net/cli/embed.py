@@ -1,14 +1,16 @@
-"""``eres2net embed``: embeddings of many audio files, to .npz or Kaldi ark/scp."""
+"""``eres2net embed``: embeddings of many audio files, to .npz or Kaldi ark/scp.
+
+Streamed to disk and resumable (rerun the same command after a kill); under
+``torchrun --nproc_per_node=N -m speechbrain_eres2net.cli embed ...`` each
+rank embeds its share on its own device (``--device cuda`` becomes
+``cuda:LOCAL_RANK``) and rank 0 writes the one output
+(:mod:`speechbrain_eres2net.inference.extraction`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import struct
 import sys
-from collections.abc import Mapping
-from pathlib import Path
-
-import numpy as np
 
 from .options import batch_options, model_options, speech_options
 
@@ -58,93 +60,56 @@ def embedder(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """``eres2net embed``: embeddings of many files, bad files reported."""
-    from ..dataio.files import write_text_atomic
+    """``eres2net embed``: embeddings of many files, streamed to disk,
+    resumable, sharded by rank under torchrun; bad files reported."""
+    from ..dataio.embedding_store import check_output, output_format
     from ..inference.embedder import expand_inputs
-
-    fmt = args.format or (
-        "kaldi" if Path(args.out).suffix in (".ark", ".scp") else "npz"
+    from ..inference.extraction import (
+        distributed_context,
+        extract_embeddings,
+        rank_device,
     )
+
     files = expand_inputs(args.inputs)
     if not files:
         raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
-    model = embedder(args)
-    embeddings, errors, _, _ = model.embed_files(
+    fmt = output_format(args.out, args.format)
+    errors_file = args.errors or f"{args.out}.errors.txt"
+    # Output problems are found before the model loads or any file is read.
+    check_output(args.out, fmt, [str(f) for f in files], errors_file)
+    rank, world, local_rank = distributed_context()
+    args.device = rank_device(args.device, local_rank)
+    done = extract_embeddings(
+        embedder(args),
         files,
+        args.out,
+        fmt,
+        errors_file,
         batch_size=args.batch_size,
-        progress=args.progress,
         batch_seconds=args.batch_seconds,
+        num_workers=args.num_workers,
+        progress=args.progress,
     )
-    # Keep the order the inputs were given in, not the length order.
-    ordered = {str(f): embeddings[str(f)] for f in files if str(f) in embeddings}
-    written = []
-    if ordered:
-        if fmt == "kaldi":
-            written = write_kaldi_vectors(ordered, args.out)
-        else:
-            written = [write_npz(ordered, args.out)]
-    if errors:
-        report = Path(args.errors or f"{args.out}.errors.txt")
-        write_text_atomic(report, "".join(f"{p}\t{r}\n" for p, r in errors.items()))
-        first, reason = next(iter(errors.items()))
+    if not done.merged:
+        return 0
+    if done.resumed:
         print(
-            f"eres2net embed: error: {len(errors)} of {len(files)} file(s) could not "
-            f"be embedded (e.g. {first}: {reason}); all listed in {report}",
+            f"resumed: {done.resumed} of {done.files} file(s) were done by an "
+            "earlier run",
             file=sys.stderr,
         )
-    if ordered:
+    if done.errors:
+        first, reason = next(iter(done.errors.items()))
         print(
-            f"embedded {len(ordered)} file(s) -> {', '.join(map(str, written))}",
+            f"eres2net embed: error: {len(done.errors)} of {done.files} file(s) could "
+            f"not be embedded (e.g. {first}: {reason}); all listed in {errors_file}",
             file=sys.stderr,
         )
-    return 1 if errors else 0
-
-
-def write_npz(embeddings: Mapping[str, np.ndarray], out: str) -> Path:
-    """Writes ``{path: embedding}`` to an ``.npz`` file atomically."""
-    from ..dataio.files import atomic_open
-
-    out = Path(out)
-    with atomic_open(out, "wb") as f:
-        np.savez(
-            f, **{k: np.asarray(v, dtype=np.float32) for k, v in embeddings.items()}
+    if done.written:
+        ranks = f" by {world} processes" if world > 1 else ""
+        print(
+            f"embedded {done.embedded} file(s){ranks} -> "
+            f"{', '.join(map(str, done.written))}",
+            file=sys.stderr,
         )
-    return out
-
-
-def write_kaldi_vectors(embeddings: Mapping[str, np.ndarray], out: str) -> list[Path]:
-    """Writes Kaldi binary float vectors: ``<base>.ark`` and ``<base>.scp``.
-
-    Each ark record is ``<key> \\0BFV \\x04<int32 dim><float32 data>``; each
-    scp line is ``<key> <ark path>:<byte offset of \\0B>``, as Kaldi's
-    ``copy-vector`` and ``kaldiio`` read them.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> d = tempfile.mkdtemp()
-    >>> ark, scp = write_kaldi_vectors({"a": np.ones(2)}, d + "/e.ark")
-    >>> ark.read_bytes()
-    b'a \\x00BFV \\x04\\x02\\x00\\x00\\x00\\x00\\x00\\x80?\\x00\\x00\\x80?'
-    >>> scp.read_text().split(":")[-1]
-    '2\\n'
-    """
-    from ..dataio.files import atomic_open
-
-    base = Path(out)
-    if base.suffix in (".ark", ".scp"):
-        base = base.with_suffix("")
-    ark, scp = base.with_name(base.name + ".ark"), base.with_name(base.name + ".scp")
-    bad = [k for k in embeddings if not k or any(c.isspace() for c in k)]
-    if bad:
-        raise ValueError(f"Kaldi keys cannot contain whitespace: {bad[0]!r}; use .npz")
-    lines = []
-    with atomic_open(ark, "wb") as f:
-        for key, vector in embeddings.items():
-            f.write(f"{key} ".encode())
-            lines.append(f"{key} {ark.resolve()}:{f.tell()}\n")
-            data = np.asarray(vector, dtype="<f4").ravel()
-            f.write(b"\0BFV \x04" + struct.pack("<i", data.size) + data.tobytes())
-    with atomic_open(scp, "w", encoding="utf-8") as f:
-        f.writelines(lines)
-    return [ark, scp]
+    return 1 if done.errors else 0

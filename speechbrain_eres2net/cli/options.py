@@ -71,6 +71,12 @@ def batch_options(parser: argparse.ArgumentParser) -> None:
     """Batch limits and the progress bar."""
     parser.add_argument("--batch-size", type=int, help=BATCH_SIZE_HELP)
     parser.add_argument("--batch-seconds", type=float, help=BATCH_HELP)
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        help="processes that decode audio while the model runs (default: "
+        "num_workers of hparams/verification.yaml; 0 decodes in this process)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 

@@ -91,6 +91,7 @@ def run_score(args: argparse.Namespace) -> int:
         calibration=calibration,
         batch_size=args.batch_size,
         batch_seconds=args.batch_seconds,
+        num_workers=args.num_workers,
         progress=args.progress,
     )
     line = (

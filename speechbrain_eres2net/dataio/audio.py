@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import soundfile
@@ -89,7 +90,10 @@ def check_audio_file(path: PathLike) -> soundfile._SoundFileInfo:
 
 
 def read_audio(
-    path: PathLike, sample_rate: int = 16000, min_samples: int = 1
+    path: PathLike,
+    sample_rate: int = 16000,
+    min_samples: int = 1,
+    info: Optional[soundfile._SoundFileInfo] = None,
 ) -> torch.Tensor:
     """Reads an audio file as a mono float waveform at ``sample_rate``.
 
@@ -102,6 +106,9 @@ def read_audio(
     min_samples : int
         Fewest samples (after resampling) the caller can use; shorter audio
         is an error that says the duration needed.
+    info : soundfile info, optional
+        The file's :func:`check_audio_file` result, when the caller already
+        has it (its header is then not checked again).
 
     Returns
     -------
@@ -126,7 +133,8 @@ def read_audio(
     speechbrain_eres2net.dataio.audio.AudioError: ...: audio is 1.000 s long, ...
     """
     path = Path(path)
-    check_audio_file(path)
+    if info is None:
+        check_audio_file(path)
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
@@ -142,7 +150,10 @@ def read_audio(
 
 
 def audio_blocks(
-    path: PathLike, sample_rate: int = 16000, block_seconds: float = 60.0
+    path: PathLike,
+    sample_rate: int = 16000,
+    block_seconds: float = 60.0,
+    info: Optional[soundfile._SoundFileInfo] = None,
 ) -> Iterator[torch.Tensor]:
     """Reads a long audio file block by block, as :func:`read_audio` would.
 
@@ -160,7 +171,8 @@ def audio_blocks(
     [16000, 16000, 8000]
     """
     path = Path(path)
-    info = check_audio_file(path)
+    if info is None:
+        info = check_audio_file(path)
     block = max(1, int(block_seconds * info.samplerate))
     try:
         for data in soundfile.blocks(

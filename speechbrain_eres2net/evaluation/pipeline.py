@@ -72,6 +72,7 @@ def embed_utterances(
     batch_seconds: Optional[float] = None,
     progress: bool = False,
     skip_errors: bool = False,
+    num_workers: Optional[int] = None,
     speech: Optional[dict[str, Speech]] = None,
     refused: Optional[set[str]] = None,
 ) -> dict[str, np.ndarray]:
@@ -83,8 +84,9 @@ def embed_utterances(
         Front end, normaliser and model (any embedding lobe).
     utterances : mapping
         Utterance ID -> audio path.
-    batch_size, batch_seconds : optional
-        Batch limits (see :meth:`SpeakerEmbedder.embed_files`).
+    batch_size, batch_seconds, num_workers : optional
+        Batch limits and decoding workers (see
+        :meth:`SpeakerEmbedder.iter_files`).
     progress : bool
         Show a progress bar.
     skip_errors : bool
@@ -119,6 +121,7 @@ def embed_utterances(
         batch_size=batch_size,
         progress=progress,
         batch_seconds=batch_seconds,
+        num_workers=num_workers,
     )
     failed = {
         uid: done.errors[str(p)]
@@ -457,6 +460,7 @@ def trial_embeddings(
     batch_size: Optional[int] = None,
     batch_seconds: Optional[float] = None,
     progress: bool = False,
+    num_workers: Optional[int] = None,
 ) -> TrialEmbeddings:
     """Embeddings and net speech (seconds) of every utterance of a trial list.
 
@@ -474,6 +478,7 @@ def trial_embeddings(
         progress=progress,
         speech=speech,
         refused=refused,
+        num_workers=num_workers,
     )
     return TrialEmbeddings(
         embeddings, {u: s.seconds for u, s in speech.items()}, refused
@@ -495,6 +500,7 @@ def evaluate_embedder(
     progress: bool = False,
     plots: Optional[bool] = None,
     seed: Optional[int] = None,
+    num_workers: Optional[int] = None,
 ) -> dict:
     """The evaluation pipeline: trial list -> embeddings -> scores -> metrics.
 
@@ -519,8 +525,8 @@ def evaluate_embedder(
         Cohort size per speaker, AS-norm top-k, cohort sampling seed.
     calibration : Calibration, optional
         Adds LLRs, ``cllr`` and ``act_dcf_*``.
-    batch_size, batch_seconds : optional
-        Embedding batch limits.
+    batch_size, batch_seconds, num_workers : optional
+        Embedding batch limits and decoding workers.
     progress : bool
         Show progress bars.
     plots : bool, optional
@@ -532,7 +538,7 @@ def evaluate_embedder(
         :func:`evaluate_trials`' results plus ``trials`` (the list's name).
     """
     embeddings, durations, refused = trial_embeddings(
-        embedder, trials, data_root, batch_size, batch_seconds, progress
+        embedder, trials, data_root, batch_size, batch_seconds, progress, num_workers
     )
     cohort = None
     if cohort_csv:
@@ -546,6 +552,7 @@ def evaluate_embedder(
             batch_size=batch_size,
             batch_seconds=batch_seconds,
             progress=progress,
+            num_workers=num_workers,
         )
         cohort = speaker_cohort(cohort_embeddings, speakers)
     with tempfile.TemporaryDirectory() as scratch:
@@ -703,7 +710,7 @@ def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
         with this YAML's own ``compute_features``, ``mean_var_norm`` and
         ``embedding_model``; ``cohort_csv``, ``cohort_utts_per_speaker``,
         ``top_k`` (AS-norm), ``calibration_file``, ``batch_size``,
-        ``batch_seconds``, ``plots``, ``progress``, ``seed``.
+        ``batch_seconds``, ``num_workers``, ``plots``, ``progress``, ``seed``.
     device : str, optional
         Overrides ``hparams["device"]``.
 
@@ -728,6 +735,7 @@ def run_verification(hparams: Mapping, device: Optional[str] = None) -> dict:
         calibration=calibration,
         batch_size=hparams.get("batch_size"),
         batch_seconds=hparams.get("batch_seconds"),
+        num_workers=hparams.get("num_workers"),
         progress=bool(hparams.get("progress", True)),
         plots=bool(hparams.get("plots", True)),
         seed=hparams.get("seed"),

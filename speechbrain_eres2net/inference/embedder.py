@@ -17,7 +17,7 @@ Authors
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -32,6 +32,7 @@ from ..dataio.audio import (
     check_audio_file,
     read_audio,
 )
+from ..dataio.decoding import AudioChunks, DecodedFile, decoded_chunks
 from ..dataio.vad import VAD_MODES, Speech, SpeechDetector
 from ..paths import PathLike
 from ..settings import batch_seconds as default_batch_seconds
@@ -519,26 +520,106 @@ class SpeakerEmbedder:
         direction = nn.functional.normalize(directions, dim=-1)
         return direction * (sum(norms) / len(norms)), speech
 
+    def iter_files(
+        self,
+        paths: Sequence[PathLike],
+        indices: Optional[Sequence[int]] = None,
+        batch_size: Optional[int] = None,
+        batch_seconds: Optional[float] = None,
+        num_workers: Optional[int] = None,
+    ) -> Iterator[list[FileResult]]:
+        """Embeds files in batches of similar length, yielding as they finish.
+
+        Each file's header is read once, then its audio once, in chunks of
+        ``decode_chunk_files`` files (in ``num_workers`` DataLoader worker
+        processes when > 0, so the model does not wait for decoding). A
+        chunk is sorted longest first and grouped while the padded batch
+        (utterances x longest duration) stays within ``batch_seconds`` of
+        audio and ``batch_size`` utterances; a longer file forms a batch
+        alone, and a file longer than ``window_seconds`` is embedded window
+        by window (:meth:`embed_stream`). The defaults (``batch_size``,
+        ``batch_seconds_cpu`` / ``batch_seconds_cuda``, ``num_workers``) are
+        those of ``hparams/verification.yaml``: on a CPU, batches beyond
+        ~20 s of audio ran slower per utterance than batches of one (2-D
+        activations outgrow the caches; README, Performance), while a GPU
+        needs large batches to fill up.
+
+        Arguments
+        ---------
+        paths : sequence
+            Audio files.
+        indices : sequence of int, optional
+            The positions of ``paths`` to embed (default: all).
+        batch_size, batch_seconds, num_workers : optional
+            Batch limits and decoding workers (defaults: the YAML's).
+
+        Yields
+        ------
+        list of FileResult
+            The files of one batch (or one streamed or failed file), each
+            with its embedding or the reason it has none.
+        """
+        if batch_size is None:
+            batch_size = int(default("batch_size"))
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_seconds is None:
+            batch_seconds = default_batch_seconds(self.device.type)
+        if not batch_seconds > 0:
+            raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
+        if num_workers is None:
+            num_workers = int(default("num_workers"))
+        chunks = AudioChunks(
+            [str(p) for p in paths],
+            range(len(paths)) if indices is None else indices,
+            self.sample_rate,
+            self.window_seconds,
+            int(default("decode_chunk_files")),
+        )
+        for chunk in decoded_chunks(chunks, num_workers):
+            done = [_failed(f, f.error) for f in chunk if f.error is not None]
+            if done:
+                yield done
+            ready = [f for f in chunk if f.error is None]
+            for batch in length_batches(
+                [f.duration for f in ready], batch_size, batch_seconds
+            ):
+                yield self._embed_decoded([ready[i] for i in batch])
+
+    def _embed_decoded(self, files: Sequence[DecodedFile]) -> list[FileResult]:
+        """One batch of decoded files (a streamed file is a batch alone)."""
+        results, kept, wavs = [], [], []
+        for f in files:
+            try:
+                if f.wav is None:
+                    emb, speech = self.embed_stream(f.path)
+                    results.append(
+                        FileResult(f.index, f.path, _numpy(emb), speech, None, False)
+                    )
+                    continue
+                wav, speech = self.speech_of(f.path, f.wav)
+                wavs.append(wav)
+                kept.append((f, speech))
+            except AudioError as err:
+                results.append(_failed(f, err.reason, err))
+        if wavs:
+            for (f, speech), emb in zip(kept, self.embed_batch(wavs)):
+                results.append(
+                    FileResult(f.index, f.path, _numpy(emb), speech, None, False)
+                )
+        return results
+
     def embed_files(
         self,
         paths: Sequence[PathLike],
         batch_size: Optional[int] = None,
         progress: bool = True,
         batch_seconds: Optional[float] = None,
+        num_workers: Optional[int] = None,
     ) -> EmbeddedFiles:
-        """Embeds many files in batches of similar length.
-
-        Each file's header is read once, then its audio once. Files are
-        sorted longest first and grouped while the padded batch (utterances
-        x longest duration) stays within ``batch_seconds`` of audio and
-        ``batch_size`` utterances; a longer file forms a batch alone, and a
-        file longer than ``window_seconds`` is embedded window by window
-        (:meth:`embed_stream`). The defaults (``batch_size``,
-        ``batch_seconds_cpu`` / ``batch_seconds_cuda``) are those of
-        ``hparams/verification.yaml``: on a CPU, batches beyond ~20 s of
-        audio ran slower per utterance than batches of one (2-D activations
-        outgrow the caches; README, Performance), while a GPU needs large
-        batches to fill up.
+        """Embeds many files in batches of similar length (:meth:`iter_files`),
+        keeping every result in memory; ``eres2net embed`` streams them to
+        disk instead (:mod:`speechbrain_eres2net.inference.extraction`).
 
         Returns
         -------
@@ -548,49 +629,49 @@ class SpeakerEmbedder:
         """
         from tqdm import tqdm
 
-        if batch_size is None:
-            batch_size = int(default("batch_size"))
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if batch_seconds is None:
-            batch_seconds = default_batch_seconds(self.device.type)
-        if not batch_seconds > 0:
-            raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
         out = EmbeddedFiles({}, {}, {}, set())
-        sized = []
-        for path in paths:
-            try:
-                sized.append((check_audio_file(path).duration, str(path)))
-            except AudioError as err:
-                out.errors[str(path)] = err.reason
-        # Longest first, so the first batch shows the peak memory at once.
-        sized.sort(key=lambda item: -item[0])
-        bar = tqdm(
-            total=len(sized), unit="file", disable=not progress, desc="embedding"
-        )
-        for batch in length_batches([d for d, _ in sized], batch_size, batch_seconds):
-            names, wavs = [], []
-            for duration, path in (sized[i] for i in batch):
-                try:
-                    if duration > self.window_seconds:
-                        emb, out.speech[path] = self.embed_stream(path)
-                        out.embeddings[path] = emb.cpu().numpy().astype(np.float32)
-                        continue
-                    wav, out.speech[path] = self.speech_of(
-                        path, read_audio(path, self.sample_rate)
-                    )
-                    wavs.append(wav)
-                    names.append(path)
-                except AudioError as err:
-                    out.errors[path] = err.reason
-                    if isinstance(err, NotEnoughSpeechError):
-                        out.refused.add(path)
-            if wavs:
-                for name, emb in zip(names, self.embed_batch(wavs).cpu().numpy()):
-                    out.embeddings[name] = emb.astype(np.float32)
-            bar.update(len(batch))
-        bar.close()
+        with tqdm(
+            total=len(paths), unit="file", disable=not progress, desc="embedding"
+        ) as bar:
+            for batch in self.iter_files(
+                paths, None, batch_size, batch_seconds, num_workers
+            ):
+                for r in batch:
+                    if r.embedding is not None:
+                        out.embeddings[r.path] = r.embedding
+                        out.speech[r.path] = r.speech
+                    else:
+                        out.errors[r.path] = r.error
+                        if r.refused:
+                            out.refused.add(r.path)
+                bar.update(len(batch))
         return out
+
+
+class FileResult(NamedTuple):
+    """One file's outcome in :meth:`SpeakerEmbedder.iter_files`."""
+
+    index: int
+    """Position in the input list."""
+    path: str
+    embedding: Optional[np.ndarray]
+    """float32 (embedding_size,), or None when refused or unreadable."""
+    speech: Optional[Speech]
+    error: Optional[str]
+    """Why there is no embedding."""
+    refused: bool
+    """True when refused for too little speech."""
+
+
+def _numpy(embedding: torch.Tensor) -> np.ndarray:
+    return embedding.detach().float().cpu().numpy().astype(np.float32)
+
+
+def _failed(
+    f: DecodedFile, reason: str, error: Optional[Exception] = None
+) -> FileResult:
+    refused = isinstance(error, NotEnoughSpeechError)
+    return FileResult(f.index, f.path, None, None, reason, refused)
 
 
 def _merge(segments: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -1,0 +1,279 @@
+"""Embedding at scale: streamed output, resume after SIGKILL, torchrun ranks.
+
+The journeys run ``eres2net embed`` as a user would (a subprocess, killed
+with SIGKILL mid-run, or launched under ``torchrun``) and compare what ends
+on disk with an uninterrupted single-process run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import REALSPK, REPO  # noqa: E402
+from test_import_3dspeaker import imported_folder  # noqa: E402
+
+from speechbrain_eres2net.cli import main  # noqa: E402
+from speechbrain_eres2net.dataio.embedding_store import (  # noqa: E402
+    PartsFolder,
+    job_digest,
+    merge_parts,
+)
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder  # noqa: E402
+
+
+def corpus_list(tmp_path: Path, n: int) -> tuple[Path, list[str]]:
+    """A list file of ``n`` real recordings plus one unreadable file."""
+    files = sorted((REALSPK / "wav").glob("*/*/*.wav"))
+    if len(files) < n:
+        pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
+    chosen = [str(f) for f in files[:: len(files) // n][:n]]
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio\n")
+    chosen.insert(n // 2, str(broken))
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("\n".join(chosen) + "\n")
+    return listing, chosen
+
+
+def embed_command(folder: Path, listing: Path, out: Path) -> list[str]:
+    return [
+        "-m",
+        "speechbrain_eres2net.cli",
+        "embed",
+        "--model",
+        str(folder),
+        str(listing),
+        "--out",
+        str(out),
+        "--batch-size",
+        "1",  # each file alone: the same vectors whatever else runs
+        "--vad",
+        "off",
+        "--no-fast",
+        "--no-progress",
+    ]
+
+
+def environment(threads: int = 1) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), env.get("PYTHONPATH")])
+    )
+    return env
+
+
+def journal_lines(out: Path) -> int:
+    return sum(p.read_text().count("\n") for p in Path(f"{out}.parts").glob("*.scp"))
+
+
+def assert_same_output(a: Path, b: Path, atol: float = 0.0) -> None:
+    first, second = np.load(a), np.load(b)
+    assert list(first.files) == list(second.files)  # same keys, same order
+    for key in first.files:
+        if atol:
+            np.testing.assert_allclose(first[key], second[key], atol=atol)
+        else:
+            np.testing.assert_array_equal(first[key], second[key])
+
+
+@pytest.mark.slow
+def test_a_killed_embed_resumes_to_the_uninterrupted_output(tmp_path):
+    folder = imported_folder()
+    listing, chosen = corpus_list(tmp_path, 40)
+    straight = tmp_path / "straight.npz"
+    done = subprocess.run(
+        [sys.executable, *embed_command(folder, listing, straight)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stderr  # the broken file
+    assert "1 of 41 file(s) could not be embedded" in done.stderr
+
+    out = tmp_path / "killed.npz"
+    process = subprocess.Popen(
+        [sys.executable, *embed_command(folder, listing, out)],
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 600
+    while journal_lines(out) < 15 and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = journal_lines(out)
+    assert 15 <= finished < 40, "the run ended before it could be killed"
+    assert not out.exists()  # nothing half-written where the output goes
+
+    rerun = subprocess.run(
+        [sys.executable, *embed_command(folder, listing, out)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 1, rerun.stderr
+    resumed = int(rerun.stderr.split("resumed: ")[1].split(" ")[0])
+    assert resumed >= finished
+    assert_same_output(straight, out)
+    assert not Path(f"{out}.parts").exists()
+    assert (
+        Path(f"{out}.errors.txt").read_text()
+        == Path(f"{straight}.errors.txt").read_text()
+    )
+    assert Path(f"{out}.errors.txt").read_text().startswith(f"{tmp_path}/broken.wav\t")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_equal_one_process(tmp_path):
+    folder = imported_folder()
+    listing, _ = corpus_list(tmp_path, 12)
+    single = tmp_path / "single.npz"
+    one = subprocess.run(
+        [sys.executable, *embed_command(folder, listing, single)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert one.returncode == 1, one.stderr
+    out = tmp_path / "ranks.npz"
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            *embed_command(folder, listing, out),
+        ],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # torchrun reports the first failing rank's code: rank 0's 1 (a bad file).
+    assert two.returncode == 1, two.stderr
+    assert "embedded 12 file(s) by 2 processes" in two.stderr
+    assert_same_output(single, out, atol=1e-5)
+    assert (
+        Path(f"{out}.errors.txt").read_text()
+        == Path(f"{single}.errors.txt").read_text()
+    )
+    assert not Path(f"{out}.parts").exists()
+
+
+def test_bad_outputs_fail_before_any_work(tmp_path, capsys, monkeypatch):
+    wav = tmp_path / "a b.wav"
+    wav.write_bytes(b"")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(SpeakerEmbedder, "from_folder", no_model)
+    cases = {
+        tmp_path / "missing" / "e.npz": "folder",
+        tmp_path: "is a folder",
+        tmp_path / "e.ark": "Kaldi keys cannot contain whitespace",
+    }
+    for out, reason in cases.items():
+        code = main(["embed", "--model", str(tmp_path), str(wav), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1 and reason in err and err.count("\n") == 1, err
+        assert str(out) in err
+
+
+def test_parts_of_another_job_are_refused(tmp_path):
+    parts = PartsFolder(tmp_path / "e.npz.parts")
+    parts.prepare(job_digest(["a", "b"]), 2, "npz")
+    parts.check(job_digest(["a", "b"]), "npz")
+    with pytest.raises(ValueError, match="parts of another embed job"):
+        parts.check(job_digest(["a", "c"]), "npz")
+
+
+def test_a_half_written_journal_line_is_done_again(tmp_path):
+    parts = PartsFolder(tmp_path / "e.npz.parts")
+    parts.prepare(job_digest(["a", "b", "c"]), 3, "npz")
+    writer = parts.writer(rank=0)
+    writer.write({0: np.ones(4, np.float32)}, {})
+    writer.write({}, {2: "file not found"})
+    # A process killed while writing: an ark record and part of its line.
+    writer.write({1: np.full(4, 2.0, np.float32)}, {})
+    text = writer.scp.read_text()
+    writer.scp.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 1] + "1 ")
+    with writer.errors.open("a") as f:
+        f.write("1\tcut sho")
+    finished = parts.finished(3)
+    assert finished.done().tolist() == [True, False, True]
+    # The next run writes a new part; the merge takes both.
+    parts.writer(rank=0).write({1: np.full(4, 3.0, np.float32)}, {})
+    written, errors = merge_parts(
+        parts, ["a", "b", "c"], tmp_path / "e.npz", "npz", tmp_path / "e.err"
+    )
+    stored = np.load(written[0])
+    assert stored.files == ["a", "b"]
+    assert stored["b"].tolist() == [3.0] * 4
+    assert errors == {"c": "file not found"}
+    assert not parts.folder.exists()
+
+
+def test_merge_refuses_a_job_with_missing_files(tmp_path):
+    parts = PartsFolder(tmp_path / "e.npz.parts")
+    parts.prepare(job_digest(["a", "b"]), 2, "npz")
+    parts.writer(rank=0).write({0: np.ones(2, np.float32)}, {})
+    with pytest.raises(RuntimeError, match=r"count check failed: 1 of 2 .*\(e.g. b\)"):
+        merge_parts(parts, ["a", "b"], tmp_path / "e.npz", "npz", tmp_path / "e.err")
+    assert parts.folder.exists() and not (tmp_path / "e.npz").exists()
+
+
+def peak_bytes_of_a_job(folder: Path, n: int, fmt: str) -> int:
+    """tracemalloc peak of journaling and merging ``n`` 192-d embeddings."""
+    keys = [f"spk{i % 100:03d}/utt{i:06d}.wav" for i in range(n)]
+    vector = np.ones(192, np.float32)
+    parts = PartsFolder(folder / f"{n}.parts")
+    parts.prepare(job_digest(keys), n, fmt)
+    tracemalloc.start()
+    writer = parts.writer(rank=0)
+    for start in range(0, n, 16):
+        writer.write({i: vector for i in range(start, min(n, start + 16))}, {})
+    merge_parts(parts, keys, folder / f"{n}.out", fmt, folder / f"{n}.err")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_writer_memory_does_not_grow_with_the_file_count(tmp_path):
+    small = peak_bytes_of_a_job(tmp_path, 1_000, "kaldi")
+    large = peak_bytes_of_a_job(tmp_path, 20_000, "kaldi")
+    # What does grow: the merge's per-file index (12 bytes a file), far
+    # below one embedding per file (768 bytes).
+    assert large - small < 100 * (20_000 - 1_000), (small, large)
+    assert large < small + 2 * 2**20, (small, large)
+
+
+def test_npz_memory_grows_only_by_its_zip_index(tmp_path):
+    small = peak_bytes_of_a_job(tmp_path, 1_000, "npz")
+    large = peak_bytes_of_a_job(tmp_path, 20_000, "npz")
+    # The zip central directory (one entry a member, written last) is what
+    # an .npz costs: under 600 bytes a file, less than the vectors (768).
+    assert large - small < 600 * (20_000 - 1_000), (small, large)
