@@ -53,6 +53,22 @@ def has_speech(trial: str, wav: Path) -> bool:
     return all(net_speech(wav / p) >= 1.5 for p in trial.split()[1:])
 
 
+@pytest.fixture(scope="session")
+def realspk_quickstart(tmp_path_factory, realspk) -> dict:
+    """The quickstart trained on realspk and exported with its calibration.
+
+    The one really trained model of the suite (20 epochs, about 9 minutes
+    on 2 cores), shared by the tests that need a model that tells speakers
+    apart. Returns the quickstart's summary plus ``out`` (its folder).
+    """
+    from speechbrain_eres2net.cli.quickstart import parse_args, run
+
+    out = tmp_path_factory.mktemp("realspk") / "realspk"
+    args = ["--data_folder", str(realspk), "--output_folder", str(out)]
+    summary = run(parse_args([*args, "--epochs", "20"]))
+    return {**summary, "out": out}
+
+
 @pytest.fixture
 def randomize_bn():
     """The :func:`randomize_batchnorm` function."""

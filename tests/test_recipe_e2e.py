@@ -15,41 +15,18 @@ meaningful.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
-from speechbrain_eres2net.cli.quickstart import main, parse_args, run
+from speechbrain_eres2net.cli.quickstart import main
 from speechbrain_eres2net.dataio.synthetic import make_corpus
-
-REALSPK = Path(
-    os.environ.get(
-        "ERES2NET_REALSPK",
-        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "realspk",
-    )
-)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (REALSPK / "dev_trials.txt").is_file(),
-    reason=f"realspk corpus not found at {REALSPK} (set ERES2NET_REALSPK)",
-)
-def test_recipe_end_to_end_on_realspk(tmp_path):
-    out = tmp_path / "realspk"
-    args = parse_args(
-        [
-            "--data_folder",
-            str(REALSPK),
-            "--output_folder",
-            str(out),
-            "--epochs",
-            "20",
-            "--no_export",
-        ]
-    )
-    summary = run(args)
+def test_recipe_end_to_end_on_realspk(realspk_quickstart):
+    summary = realspk_quickstart
+    out = summary["out"]
     print(
         f"\nrealspk dev_trials EER: untrained {100 * summary['untrained_eer']:.2f} %"
         f" -> trained {100 * summary['eer']:.2f} %"
@@ -65,6 +42,8 @@ def test_recipe_end_to_end_on_realspk(tmp_path):
     assert labels.count("'spk") == 100
     assert (out / "verification" / "scores.txt").is_file()
     assert (out / "train_log.txt").read_text().count("epoch: ") == 20
+    # Exported as a calibrated model folder (what test_gallery identifies with).
+    assert (out / "model" / "calibration.json").is_file()
     # Clearly better than the untrained network of the same architecture.
     assert summary["eer"] < summary["untrained_eer"] - 0.04
     assert summary["eer"] < 0.8 * summary["untrained_eer"]

@@ -1,4 +1,5 @@
-"""The ``eres2net`` command line: embed, verify, score, export and import models.
+"""The ``eres2net`` command line: embed, verify, score, enroll, identify,
+export and import models.
 
 Every command reports a problem the user can fix as one line on stderr
 (``eres2net <command>: error: <what and where>``) and exits 1; a bug keeps
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from . import embed, export, verify
+from . import embed, export, gallery, verify
 from .errors import USER_ERRORS, report
 
 COMMANDS = {
@@ -29,6 +30,9 @@ COMMANDS = {
     "export-hub": export.cmd_export_hub,
     "import-3dspeaker": export.cmd_import_3dspeaker,
     "export-onnx": export.cmd_export_onnx,
+    "enroll": gallery.run_enroll,
+    "identify": gallery.run_identify,
+    "gallery": gallery.run_gallery,
 }
 
 
@@ -48,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_parser(commands)
     verify.add_parsers(commands)
     export.add_parsers(commands)
+    gallery.add_parsers(commands)
     quick = commands.add_parser(
         "quickstart", help="train and evaluate a tiny model (see quickstart --help)"
     )

@@ -336,6 +336,44 @@ class Calibration:
             out = out + self._clamped(quality) @ np.asarray(self.quality_weights)
         return out
 
+    def sides_llr(
+        self,
+        scores,
+        seconds: tuple,
+        norms: Optional[tuple] = None,
+    ) -> np.ndarray:
+        """LLRs of trials from each side's net speech (and embedding norm).
+
+        Arguments
+        ---------
+        scores : array-like
+            (n,) cosine scores.
+        seconds : (enrol, test)
+            Each (n,) net speech seconds of that side.
+        norms : (enrol, test), optional
+            Each (n,) raw embedding norms; needed when the calibration
+            uses them.
+
+        Example
+        -------
+        >>> c = Calibration(2.0, -1.0, (0.5, 0.5), ("log_dur_min", "log_dur_max"))
+        >>> float(c.sides_llr([1.0], ([1.0], [1.0]))[0])
+        1.0
+        """
+        if not self.quality_names:
+            return self.llr(scores)
+        with_norms = "norm_min" in self.quality_names
+        if with_norms and norms is None:
+            raise ValueError("this calibration needs the sides' embedding norms")
+        quality, names = quality_measures(
+            *seconds, *(norms if with_norms else (None, None))
+        )
+        missing = sorted(set(self.quality_names) - set(names))
+        if missing:
+            raise ValueError(f"sides_llr cannot compute the quality measures {missing}")
+        columns = [names.index(n) for n in self.quality_names]
+        return self.llr(scores, quality[:, columns])
+
     def _clamped(self, quality: np.ndarray) -> np.ndarray:
         """Quality measures clamped into the fitted ranges, with one notice."""
         if not self.quality_ranges:

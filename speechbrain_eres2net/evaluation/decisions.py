@@ -26,7 +26,6 @@ from ..inference.embedder import SpeakerEmbedder
 from ..paths import PathLike
 from ..settings import default
 from .calibration import Calibration, bayes_threshold
-from .pipeline import quality_kinds, trial_quality
 
 logger = logging.getLogger(__name__)
 
@@ -179,17 +178,9 @@ class Verifier:
 
     def llr(self, score: float, embeddings, speech_seconds) -> float:
         """Calibrated LLR of one trial from its sides' embeddings and net speech."""
-        names = ["first", "second"]
-        durations = dict(zip(names, speech_seconds))
-        quality, _ = trial_quality(
-            quality_kinds(self.calibration),
-            names,
-            np.array([0]),
-            np.array([1]),
-            dict(zip(names, embeddings)),
-            durations,
-        )
-        return float(self.calibration.llr(np.array([score]), quality)[0])
+        norms = tuple([float(np.linalg.norm(e))] for e in embeddings)
+        seconds = tuple([float(s)] for s in speech_seconds)
+        return float(self.calibration.sides_llr([score], seconds, norms)[0])
 
     def verify(
         self,

@@ -17,6 +17,7 @@ Authors
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -69,6 +70,31 @@ def length_batches(
         batches.append(range(start, end))
         start = end
     return batches
+
+
+def model_fingerprint(*modules: Optional[nn.Module]) -> str:
+    """SHA-256 (hex, 16 characters) of the modules' weights and buffers.
+
+    It names the model that made an embedding, whatever folder or Hub id it
+    came from: embeddings of two models are never compared.
+
+    Example
+    -------
+    >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    >>> fa, fb = model_fingerprint(a), model_fingerprint(b)
+    >>> fa == model_fingerprint(a), fa == fb, len(fa)
+    (True, False, 16)
+    """
+    sha = hashlib.sha256()
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in module.state_dict().items():
+            sha.update(name.encode())
+            if isinstance(tensor, torch.Tensor):
+                data = tensor.detach().to("cpu", torch.float32).contiguous()
+                sha.update(data.numpy().tobytes())
+    return sha.hexdigest()[:16]
 
 
 class NotEnoughSpeechError(AudioError):
@@ -172,6 +198,9 @@ class SpeakerEmbedder:
             None if mean_var_norm is None else mean_var_norm.to(self.device).eval()
         )
         self.embedding_model = embedding_model.to(self.device).eval()
+        self.fingerprint = model_fingerprint(
+            self.compute_features, self.mean_var_norm, self.embedding_model
+        )
         self.sample_rate = sample_rate
         self.threshold = threshold
         self.shape = probe_model(
