@@ -25,6 +25,12 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
   actDCF of dev trials wrapped in 5-20 s of silence or noise (vad trim /
   check / off), EER and Cllr of speech cut to 0.5-4 s, VAD cost per 10 s,
   peak RSS of a 1-hour file vs a 1-minute one.
+* ``extraction`` embedding at scale: files/s of ``eres2net embed`` over
+  realspk (1 process, torchrun x 2, ``--num-workers 2``) vs SpeechBrain's
+  per-file loop, the cost of streaming + resume, peak RSS over 20,000 vs
+  1,000 files, a run SIGKILLed halfway and resumed vs a straight one (model
+  folder ``--extraction-model`` for throughput and resume), AS-norm scoring
+  at VoxCeleb1-H size (simulated).
 
 Thread counts are set with ``torch.set_num_threads`` (and OMP/MKL env vars
 for worker processes); set ``OMP_NUM_THREADS`` before launching to pin the
@@ -55,6 +61,7 @@ SECTIONS = (
     "evaluation",
     "dataprep",
     "robustness",
+    "extraction",
 )
 
 
@@ -122,6 +129,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="robustness section: long,short recording of the memory rows "
         "(default 60,1)",
+    )
+    parser.add_argument(
+        "--extraction-model",
+        default=None,
+        help="model folder for the throughput and resume rows of the extraction "
+        "section (skipped without one)",
     )
     parser.add_argument(
         "--device",
@@ -236,6 +249,12 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             threads=threads[-1],
             trials=args.robustness_trials or None,
             minutes=_floats(args.robustness_minutes),
+        )
+    if name == "extraction":
+        from .extraction import bench_extraction
+
+        return bench_extraction(
+            args.extraction_model, quick=args.quick, threads=threads[-1]
         )
     raise ValueError(name)
 

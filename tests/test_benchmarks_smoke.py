@@ -178,3 +178,73 @@ def test_robustness_without_a_model_folder_is_skipped_with_a_note():
 
     (row,) = bench_robustness(None, quick=True)
     assert row.ours is None and "--robustness-model" in row.note
+
+
+def test_extraction_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
+    """The extraction section, quick, on a tiny random model folder."""
+    import math
+
+    from benchmarks.extraction import tiny_model_folder
+
+    folder = tiny_model_folder(tmp_path / "model")
+    out = tmp_path / "extraction.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "extraction",
+            "--extraction-model",
+            str(folder),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert process.stdout.splitlines()[0].split() == HEADER
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["section"] for row in rows} == {"extraction"}
+    for row in rows:
+        assert row["name"] != "section failed", row["note"]
+        assert isinstance(row["ours"], float) and math.isfinite(row["ours"]), row
+        if row["target"] is not None:
+            assert isinstance(row["passed"], bool), row
+        assert any(
+            line.startswith("extraction") and row["name"] in line
+            for line in process.stdout.splitlines()
+        )
+    names = " / ".join(row["name"] for row in rows)
+    for part in (
+        "1 process x 1 thr (files/s)",
+        "torchrun --nproc_per_node=2, 1 thr each (files/s)",
+        "--num-workers 2 (files/s)",
+        "eres2net embed start-up",
+        "streaming + resume machinery cost",
+        "resumed after SIGKILL at 50%",
+        "resumed output vs straight output: max |difference|",
+        "eres2net embed peak RSS, 400 vs 200 files",
+        "evaluate_trials, AS-norm, 2,000 keys x 5,000 trials",
+    ):
+        assert part in names, part
+    notes = " ".join(row["note"] for row in rows)
+    assert "cpu capability" in notes and "min cosine to SpeechBrain's" in notes
+    # Resuming must not change the output, whatever the timing.
+    (same,) = [r for r in rows if r["name"].endswith("keys in the same order")]
+    assert same["passed"], same["note"]
+
+
+def test_extraction_without_a_model_folder_skips_its_rows_with_a_note(monkeypatch):
+    import benchmarks.extraction as extraction
+
+    # Only the skip logic: the parts that need no model folder are stubbed.
+    monkeypatch.setattr(extraction, "memory_rows", lambda *a: [])
+    monkeypatch.setattr(extraction, "scoring_rows", lambda *a: [])
+    rows = extraction.bench_extraction(None, quick=True)
+    assert [r.ours for r in rows] == [None] * len(rows)
+    assert any("--extraction-model" in r.note for r in rows)
