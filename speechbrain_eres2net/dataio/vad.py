@@ -17,7 +17,7 @@ here, half of an embedding's cost) and importing the package sets torch to
 one thread for the whole process. :class:`SileroVAD` is the same network
 written in batch form: the short-time spectrum and the convolutional encoder
 of every chunk run at once and only the LSTM runs over time, about 10 ms per
-10 s (probabilities within 1e-6 of the package's ``audio_forward``, tested).
+10 s (probabilities within 1e-5 of the package's ``audio_forward``, tested).
 Segments follow Silero's ``get_speech_timestamps`` rules: hysteresis
 thresholds, pauses shorter than ``vad_min_silence_seconds`` bridged, bursts
 shorter than ``vad_min_speech_seconds`` dropped, ``vad_pad_seconds`` of
