@@ -31,6 +31,13 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
   1,000 files, a run SIGKILLed halfway and resumed vs a straight one (model
   folder ``--extraction-model`` for throughput and resume), AS-norm scoring
   at VoxCeleb1-H size (simulated).
+* ``identification`` open-set identification on realspk dev with a model
+  folder (``--identification-model``; those rows skipped without one): 15
+  speakers enrolled from 3 recordings each, per gallery scoring top-1/top-5
+  accuracy, DIR at 1 % and 10 % false alarm and correct default answers vs
+  sherpa-onnx's mean embedding with an oracle-tuned threshold; Cllr vs
+  minCllr of 3- and 1-recording enrollment; one query vs 1 k-100 k random
+  speakers (time, file size, load time, peak RSS).
 
 Thread counts are set with ``torch.set_num_threads`` (and OMP/MKL env vars
 for worker processes); set ``OMP_NUM_THREADS`` before launching to pin the
@@ -62,6 +69,7 @@ SECTIONS = (
     "dataprep",
     "robustness",
     "extraction",
+    "identification",
 )
 
 
@@ -135,6 +143,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="model folder for the throughput and resume rows of the extraction "
         "section (skipped without one)",
+    )
+    parser.add_argument(
+        "--identification-model",
+        default=None,
+        help="model folder (with its calibration.json) for the realspk rows of "
+        "the identification section (skipped without one)",
     )
     parser.add_argument(
         "--device",
@@ -255,6 +269,12 @@ def run_section(name: str, args: argparse.Namespace) -> list:
 
         return bench_extraction(
             args.extraction_model, quick=args.quick, threads=threads[-1]
+        )
+    if name == "identification":
+        from .identification import bench_identification
+
+        return bench_identification(
+            args.identification_model, quick=args.quick, threads=threads[-1]
         )
     raise ValueError(name)
 

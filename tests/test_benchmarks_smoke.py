@@ -248,3 +248,118 @@ def test_extraction_without_a_model_folder_skips_its_rows_with_a_note(monkeypatc
     rows = extraction.bench_extraction(None, quick=True)
     assert [r.ours for r in rows] == [None] * len(rows)
     assert any("--extraction-model" in r.note for r in rows)
+
+
+def test_identification_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
+    """The identification section, quick, on an untrained folder whose
+    calibration uses durations and norms (as Identifier.answer computes them)."""
+    import math
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_hub import recipe_folder
+
+    from speechbrain_eres2net.evaluation.calibration import Calibration
+    from speechbrain_eres2net.evaluation.gallery import SCORINGS
+
+    folder = tmp_path / "model"
+    shutil.copytree(recipe_folder(), folder)
+    Calibration(
+        score_weight=10.0,
+        bias=-5.0,
+        quality_weights=(0.5, 0.5, 0.1, 0.1),
+        quality_names=("log_dur_min", "log_dur_max", "norm_min", "norm_max"),
+    ).save(folder / "calibration.json")
+    out = tmp_path / "identification.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "identification",
+            "--identification-model",
+            str(folder),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert process.stdout.splitlines()[0].split() == HEADER
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["section"] for row in rows} == {"identification"}
+    for row in rows:
+        assert row["name"] != "section failed", row["note"]
+        assert isinstance(row["ours"], float) and math.isfinite(row["ours"]), row
+        if row["target"] is not None:
+            assert isinstance(row["passed"], bool), row
+        assert any(
+            line.startswith("identification") and row["name"] in line
+            for line in process.stdout.splitlines()
+        )
+    names = " / ".join(row["name"] for row in rows)
+    for scoring in SCORINGS:
+        for part in (
+            "closed-set top-1 accuracy (6 speakers x 3 recordings enrolled",
+            "closed-set top-5 accuracy",
+            "open-set DIR at 1 % false alarm",
+            "open-set DIR at 10 % false alarm",
+            "correct default answers (Identifier.answer)",
+        ):
+            assert f"{scoring} scoring" in names and part in names, (scoring, part)
+        assert f"{scoring} scoring, 3-recording enrollment: Cllr" in names
+    for part in (
+        "single-recording enrollment (each enrolled recording alone): Cllr",
+        "one query vs 1,000 speakers x 3 recordings: Identifier.answer",
+        "gallery of 100 speakers x 3 recordings: file size after save",
+        "gallery of 1,000 speakers x 3 recordings: load",
+        "gallery of 1,000 speakers x 3 recordings: peak RSS of load + query",
+        "gallery of 1,000 speakers x 3 recordings: enroll one more speaker",
+    ):
+        assert part in names, part
+    # The target sits on the default scoring's answers alone.
+    (targeted,) = [r for r in rows if r["target"] is not None]
+    assert "(default)" in targeted["name"] and "default answers" in targeted["name"]
+    assert "oracle" in targeted["note"] and "Bayes rule" in targeted["note"]
+
+
+def test_identification_without_a_model_folder_skips_its_realspk_rows(monkeypatch):
+    import benchmarks.identification as identification
+
+    # Only the skip logic: the scale part, which needs no model, is stubbed.
+    monkeypatch.setattr(identification, "scale_rows", lambda *a: [])
+    (row,) = identification.bench_identification(None, quick=True)
+    assert row.ours is None and "--identification-model" in row.note
+
+
+def test_identification_open_set_metrics_by_hand():
+    """Accuracy, DIR and the oracle share of a tiny score matrix."""
+    import numpy as np
+
+    from benchmarks.identification import open_set
+
+    scores = np.array(
+        [
+            [0.9, 0.1],  # known speaker 0, right, high
+            [0.2, 0.6],  # known speaker 0, wrong (speaker 1 on top)
+            [0.1, 0.8],  # known speaker 1, right
+            [0.7, 0.3],  # unknown, high top score
+            [0.2, 0.4],  # unknown, low top score
+        ]
+    )
+    truth = np.array([0, 0, 1, -1, -1])
+    out = open_set(scores, truth)
+    assert out["top1"] == pytest.approx(200 / 3)
+    assert out["top5"] == 100.0
+    # 1 % of 2 unknown queries: none may exceed, so the threshold is 0.7.
+    assert out["far_0.01"] == 0.0 and out["dir_0.01"] == pytest.approx(200 / 3)
+    # The best threshold is 0.7 too: both right answers named, both unknown
+    # queries rejected, the wrong top candidate (0.6) rejected: 4 of 5. At
+    # 0.4 the 0.7 unknown would be named: 3 of 5.
+    assert out["oracle_share"] == pytest.approx(80.0)
+    assert out["oracle_threshold"] == pytest.approx(0.7)

@@ -177,14 +177,22 @@ class SpeakerGallery:
         ]
 
     def speaker_seconds(self) -> np.ndarray:
-        """(speakers,) net speech of each speaker's recordings."""
-        return np.bincount(self.owner, weights=self.speech, minlength=len(self))
+        """(speakers,) net speech of each speaker's recordings (cached)."""
+        if "seconds" not in self._models:
+            self._models["seconds"] = np.bincount(
+                self.owner, weights=self.speech, minlength=len(self)
+            )
+        return self._models["seconds"]
 
     def speaker_norms(self) -> np.ndarray:
-        """(speakers,) mean raw embedding norm of each speaker's recordings."""
-        norms = np.linalg.norm(self.embeddings, axis=1)
-        counts = np.maximum(np.bincount(self.owner, minlength=len(self)), 1)
-        return np.bincount(self.owner, weights=norms, minlength=len(self)) / counts
+        """(speakers,) mean raw embedding norm of each speaker's recordings
+        (cached)."""
+        if "norms" not in self._models:
+            norms = np.linalg.norm(self.embeddings, axis=1)
+            counts = np.maximum(np.bincount(self.owner, minlength=len(self)), 1)
+            sums = np.bincount(self.owner, weights=norms, minlength=len(self))
+            self._models["norms"] = sums / counts
+        return self._models["norms"]
 
     # ------------------------------------------------------------- scoring
 
