@@ -6,6 +6,11 @@ is loaded with hyperpyyaml and saved by its own ``checkpointer``, as the
 training script does; BatchNorm statistics and the classifier are
 randomised so that a wrong or missing tensor changes the embeddings.
 
+The model card is read back with ``huggingface_hub.ModelCard``; its
+model-index and the stored threshold are checked against metrics computed
+here by brute force from trials scored one at a time through ``Verifier``,
+not through the batched pipeline the export measures with.
+
 The folder builders here are cached per process and shared by
 test_cli.py and test_onnx.py.
 """
@@ -14,12 +19,14 @@ from __future__ import annotations
 
 import atexit
 import functools
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 import torch
@@ -231,8 +238,11 @@ def test_folder_is_relocatable_and_names_our_classes(tmp_path):
         assert torch.equal(loaded[name], value), name
     card = (folder / "README.md").read_text()
     params = sum(p.numel() for p in hp["embedding_model"].parameters())
-    assert f"{params:,}" in card and "license: apache-2.0" in card
-    assert "SpeakerRecognition.from_hparams" in card
+    assert f"{params:,}" in card and "SpeakerRecognition.from_hparams" in card
+    hub_card, results = card_results(folder)
+    assert hub_card.data.license == "apache-2.0" and not results  # no trials
+    assert "Not measured" in card
+    assert_no_local_path(card, folder.parent)
 
 
 def test_pretrainer_joins_bare_names_to_the_source():
@@ -248,28 +258,189 @@ def test_pretrainer_joins_bare_names_to_the_source():
     assert joined == FetchSource(FetchFrom.HUGGING_FACE, "user/repo/m.ckpt")
 
 
-def test_export_measures_threshold_on_trials(tmp_path, realspk):
-    """--trials: EER/minDCF in the card, the EER threshold in hyperparams."""
-    out, hp = recipe_run()
+def oracle_scores(folder: Path, trials: Path, data_root: Path) -> dict:
+    """Labels, cosine scores and LLRs of a trial list, one trial at a time.
+
+    Through :class:`Verifier` (each file embedded alone, as a user's
+    ``eres2net verify`` does), not through the batched trial pipeline that
+    the export measures with.
+    """
+    from speechbrain_eres2net.evaluation.decisions import Verifier
+
+    verifier = Verifier.from_folder(folder, fast=False)
+    labels, scores, llrs = [], [], []
+    for line in trials.read_text().splitlines():
+        label, enrol, test = line.split()
+        decision = verifier.verify(data_root / "wav" / enrol, data_root / "wav" / test)
+        labels.append(int(label))
+        scores.append(decision.score)
+        llrs.append(decision.llr)
+    return {"labels": np.array(labels), "scores": np.array(scores), "llrs": llrs}
+
+
+def brute_force_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """EER, its threshold and minDCF(0.01), trying every threshold.
+
+    Written from the definitions, independently of
+    ``speechbrain_eres2net.evaluation.metrics``: a trial is accepted when its
+    score is above the threshold t; t runs over -inf and every score. The
+    EER threshold is the lowest t with P_miss >= P_fa; the EER is where the
+    straight segment from the operating point just before it meets the
+    diagonal.
+    """
+    target, nontarget = scores[labels == 1], scores[labels == 0]
+    points = []
+    for t in sorted({-np.inf, *scores.tolist()}):
+        points.append((t, np.mean(target <= t), np.mean(nontarget > t)))
+    k = next(i for i, (_, miss, fa) in enumerate(points) if miss >= fa)
+    threshold, miss1, fa1 = points[k]
+    _, miss0, fa0 = points[k - 1]
+    # P_miss and P_fa along the segment: miss0 + s (miss1 - miss0), ...
+    s = (fa0 - miss0) / ((miss1 - miss0) - (fa1 - fa0))
+    dcf = min(0.01 * miss + 0.99 * fa for _, miss, fa in points) / 0.01
+    return {"eer": miss0 + s * (miss1 - miss0), "threshold": threshold, "dcf": dcf}
+
+
+def card_results(folder: Path) -> tuple:
+    """The card as the Hub reads it, and its model-index by metric type."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    return card, {r.metric_type: r for r in card.data.eval_results or []}
+
+
+def assert_no_local_path(text: str, *paths: Path) -> None:
+    for path in paths:
+        for form in {str(path), str(path.resolve())}:
+            assert form not in text, form
+    # Nothing shaped like /a/b/ outside a URL.
+    assert not re.findall(r"(?<![\w:/.])/[\w.-]+/", text)
+
+
+def test_export_card_metrics_match_an_independent_oracle(tmp_path, realspk, capsys):
+    """CLI export on 5 + 5 trials (too few to calibrate) from a tmp folder:
+    the model-index and the stored threshold equal the brute-force metrics
+    of the trials scored one by one, and no local path is published."""
+    from speechbrain_eres2net.cli.main import main
+
+    _, hp = recipe_run()
     trials = trial_subset(tmp_path / "trials.txt")
+    folder = tmp_path / "model"
+    code = main(
+        [
+            "export-hub",
+            "--hparams",
+            str(QUICKSTART_YAML),
+            "--checkpoint",
+            str(hp["save_folder"]),
+            "--out",
+            str(folder),
+            "--trials",
+            str(trials),
+            "--data-root",
+            str(realspk),
+            "--training-data",
+            "realspk",
+            "--language",
+            "en",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    oracle = oracle_scores(folder, trials, realspk)
+    expected = brute_force_metrics(oracle["scores"], oracle["labels"])
+
+    card, results = card_results(folder)
+    assert set(results) == {"eer", "min_dcf"}  # not calibrated: no Cllr
+    eer = results["eer"]
+    assert eer.metric_name == "EER (%)"
+    assert eer.metric_value == pytest.approx(100 * expected["eer"], abs=1e-3)
+    assert results["min_dcf"].metric_value == pytest.approx(expected["dcf"], abs=1e-3)
+    assert eer.task_type == "speaker-verification"
+    # The data root's name, never its path; the trial list by file name.
+    assert (eer.dataset_name, eer.dataset_split) == (
+        realspk.resolve().name,
+        "trials.txt",
+    )
+    data = card.data
+    assert data.license == "apache-2.0" and data.library_name == "speechbrain"
+    assert data.datasets == ["realspk"] and data.language == ["en"]
+    assert {"speaker-verification", "embeddings", "eres2net", "speechbrain"} <= set(
+        data.tags
+    )
+    assert not (folder / "calibration.json").exists()
+
+    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+
+    threshold = SpeakerEmbedder.from_folder(folder, fast=False).threshold
+    assert threshold == pytest.approx(expected["threshold"], abs=1e-4)
+
+    text = (folder / "README.md").read_text()
+    assert "Not calibrated" in text and "trials.txt" in text
+    assert "## Limitations" in text and "@inproceedings{chen2023eres2net" in text
+    assert_no_local_path(text, tmp_path, realspk, Path.cwd())
+
+
+def test_calibrated_export_publishes_cllr_of_its_llrs(tmp_path, realspk):
+    """10 + 10 trials: calibrated; the model-index Cllr equals the Cllr of the
+    LLRs a Verifier gives trial by trial, computed here from its definition."""
+    _, hp = recipe_run()
+    trials = trial_subset(tmp_path / "dev.txt", per_label=10)
     folder = export_hub(
         QUICKSTART_YAML,
         hp["save_folder"],
         tmp_path / "model",
         trials=trials,
         data_root=realspk,
-        training_data="realspk (test fixture)",
+        eval_dataset="realspk-dev",
     )
-    from speechbrain_eres2net.evaluation.pipeline import evaluate_embedder
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+    assert (folder / "calibration.json").is_file()
+    oracle = oracle_scores(folder, trials, realspk)
+    llr, labels = np.array(oracle["llrs"], dtype=float), oracle["labels"]
+    # Cllr = (mean log2(1 + e^-llr) over targets + mean log2(1 + e^llr)
+    # over non-targets) / 2, in bits.
+    cllr = (
+        0.5
+        * (
+            np.mean(np.logaddexp(0, -llr[labels == 1]))
+            + np.mean(np.logaddexp(0, llr[labels == 0]))
+        )
+        / np.log(2)
+    )
+    expected = brute_force_metrics(oracle["scores"], labels)
+    card, results = card_results(folder)
+    assert results["cllr"].metric_value == pytest.approx(cllr, abs=1e-3)
+    assert results["eer"].metric_value == pytest.approx(100 * expected["eer"], abs=1e-3)
+    assert results["eer"].dataset_name == "realspk-dev"
+    assert card.data.metrics == ["eer", "min_dcf", "cllr"]
+    assert card.data.datasets is None and card.data.language is None  # not stated
+    text = (folder / "README.md").read_text()
+    assert "10 target / 10 non-target" in text and "What the calibration covers" in text
+    assert_no_local_path(text, tmp_path, realspk)
 
-    embedder = SpeakerEmbedder.from_folder(folder, fast=False)
-    assert embedder.threshold is not None
-    again = evaluate_embedder(embedder, trials, realspk)
-    assert embedder.threshold == pytest.approx(again["eer_threshold"], abs=1e-5)
-    card = (folder / "README.md").read_text()
-    assert "trials.txt" in card and f"{100 * again['eer']:.2f} %" in card
-    assert "realspk (test fixture)" in card
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--license", "apache2", "--license 'apache2' is not a Hugging Face Hub"),
+        ("--language", "English", "--language 'English' is not an ISO 639 code"),
+        ("--training-data", "/data/vox2", "--training-data must name the data"),
+        ("--eval-dataset", "~/corpora/vox1", "--eval-dataset must name the data"),
+    ],
+)
+def test_bad_card_option_is_one_line_before_any_work(
+    tmp_path, capsys, option, value, message
+):
+    from speechbrain_eres2net.cli.main import main
+
+    out = tmp_path / "model"
+    args = ["export-hub", "--hparams", str(QUICKSTART_YAML), "--checkpoint"]
+    code = main([*args, str(tmp_path / "none"), "--out", str(out), option, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith(f"eres2net export-hub: error: {message}")
+    if option == "--license":
+        assert "apache-2.0" in err[0] and "cc-by-4.0" in err[0] and "other" in err[0]
+    assert not out.exists()
 
 
 def test_latest_checkpoint_is_taken_from_a_save_folder(tmp_path):

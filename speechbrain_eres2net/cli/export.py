@@ -69,14 +69,23 @@ def _publish(args: argparse.Namespace, folder: Path) -> int:
 
 
 def _card_options(args: argparse.Namespace) -> dict:
-    options = {
+    """The model card options, checked before any model is loaded."""
+    from ..export.card import check_language, check_license, check_name
+
+    for value, option in (
+        (args.training_data, "--training-data"),
+        (args.eval_dataset, "--eval-dataset"),
+    ):
+        if value:
+            check_name(value, option)
+    return {
         "trials": args.trials,
         "data_root": args.data_root,
-        "license": args.license,
+        "license": check_license(args.license, "--license"),
+        "training_data": args.training_data,
+        "eval_dataset": args.eval_dataset,
+        "language": [check_language(c, "--language") for c in args.language],
     }
-    if args.training_data:
-        options["training_data"] = args.training_data
-    return options
 
 
 def cmd_export_hub(args: argparse.Namespace) -> int:

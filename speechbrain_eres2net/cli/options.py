@@ -98,10 +98,33 @@ def publish_options(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that write a model folder."""
     trial_options(parser, required=False)
     parser.add_argument(
-        "--training-data", help="what the model was trained on (model card)"
+        "--training-data",
+        metavar="NAME",
+        help="name or Hugging Face dataset id of the training data, e.g. "
+        "voxceleb2 (model card text and its datasets metadata; a local path "
+        "is refused)",
     )
     parser.add_argument(
-        "--license", default="apache-2.0", help="license of the weights"
+        "--eval-dataset",
+        metavar="NAME",
+        help="name of the data the --trials list comes from, for the card's "
+        "results (model-index) (default: the --data-root folder's name, never "
+        "its path)",
+    )
+    parser.add_argument(
+        "--language",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="ISO 639 code of the training speech (e.g. en, zh) or "
+        "multilingual; repeatable (default: none stated in the card)",
+    )
+    parser.add_argument(
+        "--license",
+        default="apache-2.0",
+        help="license of the weights: a Hugging Face Hub license identifier "
+        "(apache-2.0, mit, cc-by-4.0, cc-by-nc-4.0, ..., other; default "
+        "apache-2.0)",
     )
     parser.add_argument(
         "--push-to-hub",

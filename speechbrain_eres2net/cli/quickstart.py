@@ -130,10 +130,12 @@ def run(args: argparse.Namespace) -> dict:
         print("[1/6] Synthesising the built-in multi-speaker corpus ...", flush=True)
         corpus = make_corpus(out / "corpus")
         data_folder, trials = Path(corpus["root"]), Path(corpus["trials"])
+        dataset_name = "quickstart-synthetic"
         # Buzz through resonators: Silero VAD finds 0-55 % of it speech.
         vad = args.vad or "off"
     else:
         data_folder = Path(args.data_folder).resolve()
+        dataset_name = data_folder.name
         if not data_folder.is_dir():
             raise FileNotFoundError(f"--data_folder {data_folder} is not a folder")
         trials = Path(args.trials) if args.trials else data_folder / "dev_trials.txt"
@@ -192,7 +194,10 @@ def run(args: argparse.Namespace) -> dict:
                 trials=trials,
                 data_root=data_folder,
                 overrides={**overrides, "out_n_neurons": hparams["out_n_neurons"]},
-                training_data=f"quickstart on {data_folder}",
+                # The corpus by name: a path of this machine must not be
+                # published with the card.
+                training_data=dataset_name,
+                eval_dataset=dataset_name,
                 vad=vad,
             )
         )

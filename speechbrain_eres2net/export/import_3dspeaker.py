@@ -6,6 +6,7 @@ Authors
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -50,8 +51,10 @@ def import_3dspeaker(
     out: PathLike,
     trials: Optional[PathLike] = None,
     data_root: Optional[PathLike] = None,
-    training_data: str = "See the 3D-Speaker / ModelScope page of this checkpoint.",
+    training_data: Optional[str] = None,
     license: str = "apache-2.0",
+    eval_dataset: Optional[str] = None,
+    language: Sequence[str] = (),
 ) -> Path:
     """Turns an official 3D-Speaker ERes2Net checkpoint into a model folder.
 
@@ -60,17 +63,19 @@ def import_3dspeaker(
     :meth:`speechbrain_eres2net.ERes2Net.from_3dspeaker`; the folder uses
     the Kaldi fbank front end with per-utterance mean normalisation that
     the official models were trained with.
+
+    ``training_data`` (a dataset name or Hub id), ``eval_dataset``,
+    ``language`` and ``license`` are for the model card, as in
+    :func:`~speechbrain_eres2net.export.recipe.export_hub`.
     """
-    state_dict = read_state_dict(checkpoint)
-    config = infer_config(state_dict)
-    model = ERes2Net.from_3dspeaker(state_dict)
-    nodes = {
-        **kaldi_front_end_nodes(n_mels=int(config["feat_dim"])),
-        "embedding_model": new_node("speechbrain_eres2net.ERes2Net", **config),
-    }
+    # The card first: a bad license fails before the checkpoint is read.
     card = ModelCard(
         title=f"ERes2Net speaker embeddings (3D-Speaker `{Path(checkpoint).name}`)",
-        training_data=training_data,
+        training_data=training_data
+        or "See the 3D-Speaker / ModelScope page of this checkpoint.",
+        datasets=[training_data] if training_data else [],
+        eval_dataset=eval_dataset or "",
+        language=list(language),
         source=(
             f"Weights converted from the official 3D-Speaker checkpoint "
             f"`{Path(checkpoint).name}` (https://github.com/modelscope/3D-Speaker); "
@@ -79,6 +84,13 @@ def import_3dspeaker(
         license=license,
         notes=["No classifier head: 3D-Speaker does not release it."],
     )
+    state_dict = read_state_dict(checkpoint)
+    config = infer_config(state_dict)
+    model = ERes2Net.from_3dspeaker(state_dict)
+    nodes = {
+        **kaldi_front_end_nodes(n_mels=int(config["feat_dim"])),
+        "embedding_model": new_node("speechbrain_eres2net.ERes2Net", **config),
+    }
     return write_model_folder(
         out, nodes, {"embedding_model": model}, card, 16000, trials, data_root
     )

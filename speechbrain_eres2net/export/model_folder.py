@@ -36,7 +36,7 @@ from ..evaluation.pipeline import (
 )
 from ..inference.embedder import SpeakerEmbedder
 from ..paths import PathLike
-from .card import ModelCard, model_card
+from .card import ModelCard, check_no_local_path, model_card
 from .yaml_nodes import MODULE_KEYS, dump_yaml
 
 logger = logging.getLogger(__name__)
@@ -169,9 +169,11 @@ def write_model_folder(
                     embeddings, durations, trials, vad=embedder.vad, refused=refused
                 )
             except ValueError as err:
-                # Metrics and the EER threshold are still worth storing.
+                # Metrics and the EER threshold are still worth storing. The
+                # message names the trial list by its path: the card by name.
                 logger.warning("no calibration stored: %s", err)
-                card.notes.append(f"Not calibrated: {err}")
+                reason = str(err).replace(str(trials), Path(trials).name)
+                card.notes.append(f"Not calibrated: {reason}")
             if calibration is not None:
                 calibration.save(tmp / CALIBRATION_FILE)
                 card.calibration = calibration.to_dict()
@@ -186,23 +188,42 @@ def write_model_folder(
                     refused=refused,
                 )
             card.metrics["trials"] = Path(trials).name
+            # The card names the data, never the folder it lies in here.
+            card.eval_dataset = card.eval_dataset or Path(data_root).resolve().name
             threshold = card.metrics["eer_threshold"]
             yaml_path.write_text(
                 inference_yaml(nodes, loadables, sample_rate, threshold),
                 encoding="utf-8",
             )
-        (tmp / "README.md").write_text(
-            model_card(
-                card,
-                nodes,
-                states["embedding_model"],
-                embedder.shape.embedding_size,
-                sample_rate,
-                threshold,
-            ),
-            encoding="utf-8",
+        card.speech = {
+            "vad": embedder.vad,
+            "min_speech_seconds": embedder.min_speech_seconds,
+        }
+        text = model_card(
+            card,
+            nodes,
+            states["embedding_model"],
+            embedder.shape.embedding_size,
+            sample_rate,
+            threshold,
         )
+        check_no_local_path(text, _local_paths(out, tmp, trials, data_root))
+        (tmp / "README.md").write_text(text, encoding="utf-8")
     return out
+
+
+def _local_paths(*paths: Optional[PathLike]) -> set[str]:
+    """The folders of this machine a model card must not name: those given
+    (a file stands for its folder), as given and resolved, and the working,
+    home and temporary folders."""
+    found = {str(Path.cwd()), str(Path.home()), tempfile.gettempdir()}
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        for form in (path.absolute(), path.resolve()):
+            found.add(str(form if form.is_dir() else form.parent))
+    return found
 
 
 def check_model_folder(folder: PathLike, states: Mapping[str, Any]):

@@ -6,7 +6,7 @@ Authors
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,9 +32,11 @@ def export_hub(
     data_root: Optional[PathLike] = None,
     label_encoder: Optional[PathLike] = None,
     overrides: Optional[Mapping[str, Any]] = None,
-    training_data: str = "not stated",
+    training_data: Optional[str] = None,
     license: str = "apache-2.0",
     vad: Optional[str] = None,
+    eval_dataset: Optional[str] = None,
+    language: Sequence[str] = (),
 ) -> Path:
     """Turns a recipe checkpoint into a model folder.
 
@@ -57,14 +59,32 @@ def export_hub(
         The recipe's ``label_encoder.txt``; default: next to the checkpoint.
     overrides : mapping, optional
         Values for the training YAML's ``!PLACEHOLDER`` entries or others.
-    training_data : str
-        What the model was trained on, for the model card.
+    training_data : str, optional
+        Name (or Hub id) of the data the model was trained on, for the model
+        card's text and ``datasets``; never a local path (``ValueError``).
     license : str
-        License of the weights, for the model card.
+        License of the weights: a Hub license identifier (``ValueError``
+        otherwise, see :data:`~speechbrain_eres2net.export.card.HUB_LICENSES`).
     vad : str, optional
         Speech detection when measuring on ``trials`` (see
         :func:`~speechbrain_eres2net.export.model_folder.write_model_folder`).
+    eval_dataset : str, optional
+        Name of the data ``trials`` comes from, for the card's results
+        (default: the name of the ``data_root`` folder).
+    language : sequence of str
+        Language codes of the training speech for the card (default: none
+        stated).
     """
+    # The card first: a bad license or a path for a name fails before any
+    # checkpoint is read.
+    card = ModelCard(
+        title="",
+        training_data=training_data or "",
+        datasets=[training_data] if training_data else [],
+        eval_dataset=eval_dataset or "",
+        language=list(language),
+        license=license,
+    )
     nodes = training_nodes(hparams_file, overrides)
     sample_rate = nodes.pop("sample_rate")
     ckpt = latest_checkpoint(checkpoint)
@@ -86,12 +106,10 @@ def export_hub(
             del states[key]  # sentence-level normalisation: nothing to store
     if "classifier" in states:
         states["label_encoder"] = _label_encoder(label_encoder, ckpt)
-    card = ModelCard(
-        title=model_title(states["embedding_model"], Path(hparams_file).stem),
-        training_data=training_data,
-        source="Trained with the speechbrain-eres2net recipe "
-        f"`{Path(hparams_file).name}` (checkpoint `{ckpt.name}`).\n",
-        license=license,
+    card.title = model_title(states["embedding_model"], Path(hparams_file).stem)
+    card.source = (
+        "Trained with the speechbrain-eres2net recipe "
+        f"`{Path(hparams_file).name}` (checkpoint `{ckpt.name}`).\n"
     )
     return write_model_folder(
         out, nodes, states, card, sample_rate, trials, data_root, vad
