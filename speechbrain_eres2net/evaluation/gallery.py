@@ -197,13 +197,21 @@ class SpeakerGallery:
     # ------------------------------------------------------------- scoring
 
     def _starts(self) -> np.ndarray:
-        """(speakers,) index of each speaker's first recording."""
-        return np.searchsorted(self.owner, np.arange(len(self)))
+        """(speakers,) index of each speaker's first recording (cached)."""
+        if "starts" not in self._models:
+            self._models["starts"] = np.searchsorted(self.owner, np.arange(len(self)))
+        return self._models["starts"]
+
+    def _units(self) -> np.ndarray:
+        """(recordings, dim) unit embeddings (cached)."""
+        if "units" not in self._models:
+            self._models["units"] = _unit(self.embeddings).astype(np.float32)
+        return self._models["units"]
 
     def speaker_models(self) -> np.ndarray:
         """(speakers, dim) unit mean of each speaker's unit embeddings."""
         if "mean" not in self._models:
-            sums = np.add.reduceat(_unit(self.embeddings), self._starts(), axis=0)
+            sums = np.add.reduceat(self._units(), self._starts(), axis=0)
             self._models["mean"] = _unit(sums).astype(np.float32)
         return self._models["mean"]
 
@@ -255,11 +263,13 @@ class SpeakerGallery:
 
     def _chunk_scores(self, queries, scoring, starts, first, last) -> np.ndarray:
         """(queries, last - first) scores of speakers ``first:last``."""
+        # (rows @ queries.T).T: numpy's BLAS call is several times faster
+        # this way round than queries @ rows.T for a few queries.
         if scoring == "mean":
-            return queries @ self.speaker_models()[first:last].T
+            return (self.speaker_models()[first:last] @ queries.T).T
         begin = starts[first]
         end = starts[last] if last < len(self) else len(self.owner)
-        cosines = queries @ _unit(self.embeddings[begin:end]).T
+        cosines = (self._units()[begin:end] @ queries.T).T
         offsets = starts[first:last] - begin
         if scoring == "average":
             counts = np.diff(np.append(offsets, end - begin))
