@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+import metric_oracles
 import numpy as np
 import pytest
 import torch
@@ -44,6 +45,8 @@ def trials(target, nontarget):
 )
 def test_eer_hand_cases(target, nontarget, eer):
     assert compute_eer(*trials(target, nontarget))[0] == pytest.approx(eer)
+    # The brute-force oracle of the other tests gives the same known answers.
+    assert metric_oracles.eer(*trials(target, nontarget)) == pytest.approx(eer)
 
 
 def test_eer_threshold_separates_at_the_crossing():
@@ -117,6 +120,30 @@ def test_agrees_with_speechbrain(seed):
     assert 0.2 < ours < 0.45  # d' = 1: EER near 31 %
 
 
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_agrees_with_brute_force(decimals):
+    """Every threshold tried by counting, on tie-free and heavily tied scores."""
+    rng = np.random.default_rng(7)
+    scores, labels = trials(rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 140))
+    if decimals is not None:
+        scores = np.round(scores, decimals)
+    metrics = verification_metrics(scores, labels, p_targets=(0.01, 0.05, 0.5))
+    assert metrics["eer"] == pytest.approx(metric_oracles.eer(scores, labels))
+    assert compute_eer(scores, labels)[0] == pytest.approx(metrics["eer"])
+    for p in (0.01, 0.05, 0.5):
+        expected = metric_oracles.min_dcf(scores, labels, p)
+        assert metrics[f"min_dcf_{p:g}"] == pytest.approx(expected)
+        assert compute_min_dcf(scores, labels, p)[0] == pytest.approx(expected)
+    expected = metric_oracles.min_dcf(scores, labels, 0.05, c_miss=10, c_fa=2)
+    dcf, threshold = compute_min_dcf(scores, labels, 0.05, c_miss=10, c_fa=2)
+    assert dcf == pytest.approx(expected)
+    # The returned threshold reaches it (accepting scores above it).
+    p_miss = np.mean(scores[labels == 1] <= threshold)
+    p_fa = np.mean(scores[labels == 0] > threshold)
+    cost = (10 * 0.05 * p_miss + 2 * 0.95 * p_fa) / min(10 * 0.05, 2 * 0.95)
+    assert cost == pytest.approx(expected)
+
+
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="same length"):
         compute_eer([0.1, 0.2], [1])
@@ -161,17 +188,35 @@ def test_cohort_stats_top_k():
         cohort_stats(cohort, top_k=0)
 
 
-def test_asnorm_formula_and_offset_invariance():
-    scores = np.array([0.5, 0.2])
-    enrol = (np.array([0.1, 0.0]), np.array([0.2, 0.1]))
-    test = (np.array([0.3, 0.4]), np.array([0.1, 0.2]))
-    expected = 0.5 * ((scores - enrol[0]) / enrol[1] + (scores - test[0]) / test[1])
-    np.testing.assert_allclose(asnorm(scores, enrol, test), expected)
-    # A shift c shared by a trial's score and both cohort means cancels.
-    shifted = asnorm(scores + 7.0, (enrol[0] + 7.0, enrol[1]), (test[0] + 7.0, test[1]))
-    np.testing.assert_allclose(shifted, expected)
+def test_asnorm_hand_case_and_invariances():
+    # Two utterances against a 4-member cohort, top 2 of each row:
+    #   u0: 0.9, 0.5 -> mean 0.7, std 0.2;   u1: 0.4, 0.2 -> mean 0.3, std 0.1.
+    cohort_scores = np.array([[0.1, 0.5, 0.3, 0.9], [0.4, -0.2, 0.0, 0.2]])
+    mean, std = cohort_stats(cohort_scores, top_k=2)
+    np.testing.assert_allclose(mean, [0.7, 0.3])
+    np.testing.assert_allclose(std, [0.2, 0.1])
+    enrol, test = np.array([0, 1]), np.array([1, 0])
+    scores = np.array([0.5, 0.9])
+    # Trial 0 (u0, u1), score 0.5: ((0.5 - 0.7) / 0.2 + (0.5 - 0.3) / 0.1) / 2
+    #   = (-1 + 2) / 2 = 0.5.
+    # Trial 1 (u1, u0), score 0.9: ((0.9 - 0.3) / 0.1 + (0.9 - 0.7) / 0.2) / 2
+    #   = (6 + 1) / 2 = 3.5.
+    normed = asnorm(scores, (mean[enrol], std[enrol]), (mean[test], std[test]))
+    np.testing.assert_allclose(normed, [0.5, 3.5])
+    # Symmetric: swapping the sides of a trial changes nothing.
+    swapped = asnorm(scores, (mean[test], std[test]), (mean[enrol], std[enrol]))
+    np.testing.assert_allclose(swapped, normed)
+    # A shift shared by a side's trial and cohort scores cancels, and so does
+    # a positive scale of every score (cohort included).
+    shift = asnorm(
+        scores + 7.0, (mean[enrol] + 7.0, std[enrol]), (mean[test] + 7.0, std[test])
+    )
+    np.testing.assert_allclose(shift, normed)
+    m3, s3 = cohort_stats(3.0 * cohort_scores, top_k=2)
+    scaled = asnorm(3.0 * scores, (m3[enrol], s3[enrol]), (m3[test], s3[test]))
+    np.testing.assert_allclose(scaled, normed)
     with pytest.raises(ValueError, match="one per trial"):
-        asnorm(scores, (enrol[0][:1], enrol[1][:1]), test)
+        asnorm(scores, (mean[:1], std[:1]), (mean[test], std[test]))
 
 
 def test_asnorm_removes_per_utterance_offsets():

@@ -34,12 +34,14 @@ CORNERS = [(0.5, 8), (30.0, 1)]
 
 
 def speech(seconds: float, batch: int) -> torch.Tensor:
-    """(batch, samples) of real speech, looped to the length (or noise if absent)."""
+    """(batch, samples) of real speech, looped to the length.
+
+    Skips without the real corpus (``real_wavs`` says where it looked):
+    the front ends' near-empty bins and the graphs' tolerances are set for
+    speech, which noise would not exercise.
+    """
     n = int(seconds * 16000)
-    try:
-        files = real_wavs(batch)
-    except pytest.skip.Exception:
-        return torch.randn(batch, n, generator=torch.Generator().manual_seed(0)) * 0.1
+    files = real_wavs(batch)
     rows = []
     for i in range(batch):
         wav = torch.from_numpy(

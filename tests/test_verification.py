@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import metric_oracles
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,6 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain_eres2net import ERes2Net
 from speechbrain_eres2net.dataio.trials import read_trials
 from speechbrain_eres2net.dataio.voxceleb_prepare import trial_utterances
-from speechbrain_eres2net.evaluation.metrics import verification_metrics
 from speechbrain_eres2net.evaluation.pipeline import (
     embed_csv,
     embed_utterances,
@@ -129,26 +129,46 @@ def test_evaluate_trials_outputs(tmp_path):
     assert json.loads((out / "results.json").read_text()) == results
 
     labels, enrol, test_ids = read_trials(trials)
-    lines = (out / "scores.txt").read_text().splitlines()
-    assert len(lines) == len(labels) == results["n_trials"] == 780
-    fields = [line.split() for line in lines]
+    fields, file_labels, columns = metric_oracles.read_scores(out / "scores.txt")
+    assert len(fields) == len(labels) == results["n_trials"] == 780
     assert [f[:3] for f in fields] == [
         [e, t, str(lab)] for e, t, lab in zip(enrol, test_ids, labels)
     ]
-    cosine = np.array([float(f[3]) for f in fields])
-    np.testing.assert_allclose(cosine, score_trials(test, enrol, test_ids), atol=1e-6)
-    expected = verification_metrics(cosine, labels)
-    assert results["eer"] == pytest.approx(expected["eer"], abs=1e-4)
-    assert results["min_dcf_0.01"] == pytest.approx(expected["min_dcf_0.01"], abs=1e-3)
-    assert {"min_dcf_0.05", "eer_threshold"} <= set(results)
+    # Column 4: the cosine of the two raw embeddings.
+    cosine = columns[:, 0]
+    expected = [
+        metric_oracles.cosine(test[e], test[t]) for e, t in zip(enrol, test_ids)
+    ]
+    np.testing.assert_allclose(cosine, expected, atol=1e-6)
+    # Metrics: every threshold tried by counting (scores.txt keeps 6 decimals).
+    assert results["eer"] == pytest.approx(metric_oracles.eer(cosine, labels), abs=1e-4)
+    for p in (0.01, 0.05):
+        assert results[f"min_dcf_{p:g}"] == pytest.approx(
+            metric_oracles.min_dcf(cosine, labels, p), abs=1e-3
+        )
 
-    # Per-utterance offsets hurt cosine; AS-norm takes much of them out.
-    normed = np.array([float(f[4]) for f in fields])
+    # Column 5: AS-norm, one trial at a time: each side's 10 closest cohort
+    # speakers (cosine to the unit cohort means) give its mean and std.
+    def top_stats(key):
+        sims = sorted(
+            (metric_oracles.cosine(test[key], c) for c in cohort), reverse=True
+        )
+        return np.mean(sims[:10]), np.std(sims[:10])
+
+    stats = {key: top_stats(key) for key in test}
+    expected = [
+        0.5 * ((s - stats[e][0]) / stats[e][1] + (s - stats[t][0]) / stats[t][1])
+        for s, e, t in zip(expected, enrol, test_ids)
+    ]
+    normed = columns[:, 1]
+    # float32 embeddings and cohort: ~1e-6 relative error, scaled by 1/std.
+    np.testing.assert_allclose(normed, expected, rtol=2e-5, atol=1e-5)
     assert results["asnorm"]["eer"] == pytest.approx(
-        verification_metrics(normed, labels)["eer"], abs=1e-4
+        metric_oracles.eer(normed, labels), abs=1e-4
     )
     assert results["asnorm"]["top_k"] == 10 and results["asnorm"]["cohort_size"] == 40
     print(f"EER cosine {results['eer']:.3f} -> AS-norm {results['asnorm']['eer']:.3f}")
+    # Per-utterance offsets hurt cosine; AS-norm takes much of them out.
     assert results["asnorm"]["eer"] < 0.7 * results["eer"]
 
 
@@ -270,9 +290,11 @@ def test_recipe_from_training_checkpoint(tmp_path, realspk, realspk_files, capsy
     embeddings = embed_utterances(
         SpeakerEmbedder(*tiny_modules(seed=3)[:2], model), realspk_files
     )
-    lines = (tmp_path / "out" / "scores.txt").read_text().splitlines()
-    expected = score_trials(embeddings, [keys[0]], [keys[1]])[0]
-    assert float(lines[0].split()[3]) == pytest.approx(expected, abs=1e-5)
+    _, labels, columns = metric_oracles.read_scores(tmp_path / "out" / "scores.txt")
+    expected = metric_oracles.cosine(embeddings[keys[0]], embeddings[keys[1]])
+    assert columns[0, 0] == pytest.approx(expected, abs=1e-5)
+    assert labels.tolist() == [1, 0, 0]
+    assert results["eer"] == pytest.approx(metric_oracles.eer(columns[:, 0], labels))
 
     # Errors: one line on stderr, exit code 1.
     code = recipe.main(
@@ -372,5 +394,5 @@ def test_recipe_with_training_yaml_any_model(tmp_path, realspk, realspk_files):
     # The same batch as the recipe's: ECAPA-TDNN's convolutions see the zero
     # padding of shorter utterances, so its embeddings depend on the batch.
     assert score == pytest.approx(
-        score_trials(embeddings, [keys[0]], [keys[1]])[0], abs=1e-5
+        metric_oracles.cosine(embeddings[keys[0]], embeddings[keys[1]]), abs=1e-5
     )
