@@ -267,21 +267,13 @@ def test_quality_measures_columns():
         [4.0, 1.0],
         norms_enrol=[10.0, 20.0],
         norms_test=[15.0, 5.0],
-        cohort_means_enrol=[0.1, 0.2],
-        cohort_means_test=[0.3, 0.4],
     )
-    assert names == (
-        "log_dur_min",
-        "log_dur_max",
-        "norm_min",
-        "norm_max",
-        "cohort_mean_sum",
-    )
+    assert names == ("log_dur_min", "log_dur_max", "norm_min", "norm_max")
     np.testing.assert_allclose(
         q,
         [
-            [math.log(2), math.log(4), 10.0, 15.0, 0.4],
-            [math.log(1), math.log(8), 5.0, 20.0, 0.6],
+            [math.log(2), math.log(4), 10.0, 15.0],
+            [math.log(1), math.log(8), 5.0, 20.0],
         ],
     )
     with pytest.raises(ValueError, match="both"):

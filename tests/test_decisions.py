@@ -12,6 +12,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import metric_oracles  # noqa: E402
 from test_hub import real_wavs, trial_subset  # noqa: E402
 from test_import_3dspeaker import imported_folder, official_checkpoint  # noqa: E402
 
@@ -25,12 +26,14 @@ from speechbrain_eres2net.evaluation.decisions import (  # noqa: E402
     Verifier,
     decide,
 )
+from speechbrain_eres2net.evaluation.metrics import compute_min_dcf  # noqa: E402
 from speechbrain_eres2net.evaluation.pipeline import (  # noqa: E402
     evaluate_embedder,
-    fit_calibration_on_trials,
-    run_verification,
+    fit_trial_calibration,
+    trial_embeddings,
 )
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder  # noqa: E402
+from speechbrain_eres2net.training.verification import run_verification  # noqa: E402
 
 
 def run_cli(args, capsys):
@@ -161,12 +164,20 @@ def test_score_reports_calibration_metrics(
     assert code == 0
     assert "minCllr" in out and "Cllr" in out and "actDCF(0.01)" in out
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    for key in ("cllr", "min_cllr", "act_dcf_0.01", "act_dcf_0.05"):
-        assert np.isfinite(results[key]), key
     assert results["calibration"]["trials"] == "trials.txt"
-    # A calibrated LLR column in scores.txt.
-    first = (tmp_path / "out" / "scores.txt").read_text().split("\n")[0].split()
-    assert len(first) == 5
+    # scores.txt: enrol test label cosine llr, the LLRs of the calibration.
+    _, labels, columns = metric_oracles.read_scores(tmp_path / "out" / "scores.txt")
+    assert columns.shape == (12, 2) and labels.sum() == 6
+    llrs = columns[:, 1]
+    # Cllr by its definition, one trial at a time (LLRs kept to 6 decimals).
+    assert results["cllr"] == pytest.approx(metric_oracles.cllr(llrs, labels), abs=1e-5)
+    assert f"Cllr {results['cllr']:.3f}" in out
+    for p in (0.01, 0.05):
+        # The cost of the Bayes decision llr > log((1 - p) / p), counted ...
+        actual = metric_oracles.act_dcf(llrs, labels, p)
+        assert results[f"act_dcf_{p:g}"] == pytest.approx(actual, abs=1e-9)
+        # ... is never below the minimum over all thresholds on the same LLRs.
+        assert actual >= compute_min_dcf(llrs, labels, p)[0] - 1e-12
 
 
 def test_uncalibrated_folder_reports_min_cllr_only(tmp_path, capsys, realspk):
@@ -182,14 +193,21 @@ def test_uncalibrated_folder_reports_min_cllr_only(tmp_path, capsys, realspk):
 
 def test_calibration_errors_name_the_file(tmp_path, realspk):
     embedder = SpeakerEmbedder.from_folder(imported_folder(), fast=False)
+
+    def calibrate(trials):
+        measured = trial_embeddings(embedder, trials, realspk)
+        return fit_trial_calibration(
+            measured.embeddings, measured.durations, trials, refused=measured.refused
+        )
+
     lines = trial_subset(tmp_path / "t.txt", per_label=12).read_text().splitlines()
     one_class = tmp_path / "targets_only.txt"
     one_class.write_text("\n".join(line for line in lines if line[0] == "1") + "\n")
     with pytest.raises(ValueError, match="targets_only.txt: need both target"):
-        fit_calibration_on_trials(embedder, one_class, realspk)
+        calibrate(one_class)
     few = trial_subset(tmp_path / "few.txt", per_label=3)
     with pytest.raises(ValueError, match=r"few.txt: need at least 10 target"):
-        fit_calibration_on_trials(embedder, few, realspk)
+        calibrate(few)
     broken = tmp_path / "calibration.json"
     broken.write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="calibration.json"):

@@ -16,6 +16,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "speechbrain_eres2net"
 
 # Lowest first. Top-level leaf modules (no package imports) sit below all.
+# Training sits above evaluation: the verification recipe driver
+# (training/verification.py) runs the evaluation pipeline on what training
+# wrote, while embedding, scoring and deciding never need training code.
 RANKS = {
     "paths": 0,
     "errors": 0,
@@ -24,11 +27,20 @@ RANKS = {
     "nnet": 2,
     "dataio": 3,
     "augment": 4,
-    "training": 5,
-    "inference": 6,
-    "evaluation": 7,
+    "inference": 5,
+    "evaluation": 6,
+    "training": 7,
     "export": 8,
     "cli": 9,
+}
+
+# Directions that must stay closed whatever the ranks become: reading data,
+# embedding and scoring run without the training code (SpeechBrain's Brain,
+# the recipe's data pipeline), and data reading knows nothing of models.
+FORBIDDEN = {
+    "dataio": {"inference", "evaluation", "training"},
+    "inference": {"evaluation", "training"},
+    "evaluation": {"training"},
 }
 
 
@@ -98,6 +110,58 @@ def test_imports_point_down(module):
             f"{module} ({own}, rank {RANKS[own]}) imports {target} "
             f"({other}, rank {RANKS[other]}): imports must point down"
         )
+
+
+def test_ranks_close_the_forbidden_directions():
+    for low, highs in FORBIDDEN.items():
+        for high in highs:
+            assert RANKS[high] > RANKS[low], f"{low} may import {high}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.count(".") >= 1))
+def test_no_forbidden_import(module):
+    own = subpackage(module)
+    for target in package_imports(MODULES[module]):
+        assert subpackage(target) not in FORBIDDEN.get(own, ()), (
+            f"{module} imports {target}: {own} must not depend on {subpackage(target)}"
+        )
+
+
+def test_deciding_two_files_loads_no_training_code(tmp_path):
+    """``eres2net verify`` runs, end to end, without importing training/."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile
+    import torch
+
+    from speechbrain_eres2net import ERes2Net
+    from speechbrain_eres2net.export.import_3dspeaker import import_3dspeaker
+    from speechbrain_eres2net.lobes.eres2net_3dspeaker import to_3dspeaker
+
+    torch.manual_seed(0)
+    model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1], embedding_size=16)
+    torch.save(to_3dspeaker(model), tmp_path / "tiny.ckpt")
+    folder = import_3dspeaker(tmp_path / "tiny.ckpt", tmp_path / "model")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        soundfile.write(tmp_path / f"{name}.wav", 0.1 * rng.normal(size=16000), 16000)
+    script = f"""
+import sys
+from speechbrain_eres2net.cli.main import main
+from speechbrain_eres2net.evaluation import decisions  # noqa: F401
+code = main(["verify", "--model", {str(folder)!r}, {str(tmp_path / "a.wav")!r},
+             {str(tmp_path / "b.wav")!r}, "--vad", "off", "--threshold", "0.5"])
+assert code == 0, code
+loaded = sorted(m for m in sys.modules if m.startswith("speechbrain_eres2net.training"))
+assert not loaded, loaded
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cosine threshold" in proc.stdout
 
 
 def test_lobes_import_nothing_above_them():

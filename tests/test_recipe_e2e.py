@@ -50,14 +50,15 @@ def test_recipe_end_to_end_on_realspk(realspk_quickstart):
 
 
 def test_quickstart_bad_folder_is_one_line_error(tmp_path, capsys):
-    status = main(["--data_folder", str(tmp_path / "missing")])
+    status = main(["--data-folder", str(tmp_path / "missing")])
     assert status == 1
     printed = capsys.readouterr().err.strip().splitlines()
     assert printed == [
-        f"eres2net quickstart: error: --data_folder {tmp_path / 'missing'} "
+        f"eres2net quickstart: error: --data-folder {tmp_path / 'missing'} "
         "is not a folder"
     ]
     (tmp_path / "corpus").mkdir()
+    # SpeechBrain's underscore spelling is accepted too.
     assert main(["--data_folder", str(tmp_path / "corpus")]) == 1
     assert "dev_trials.txt not found" in capsys.readouterr().err
 

@@ -10,11 +10,10 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-import soundfile as sf
 import torch
 from torch import nn
 
-from ..dataio.audio import AUDIO_SUFFIXES
+from ..dataio.audio import AUDIO_SUFFIXES, check_audio_file
 from ..dataio.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def write_audio_csv(source: str, csv_path: str) -> str:
     # SpeechBrain's augmentation CSV format (legacy ExtendedCSVDataset).
     lines = ["ID,duration,wav,wav_format,wav_opts"]
     for index, file in enumerate(files):
-        info = sf.info(str(file))
+        info = check_audio_file(file)
         ext = file.suffix[1:].lower()
         lines.append(f"{index}_{file.stem},{info.duration:.3f},{file},{ext},")
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)

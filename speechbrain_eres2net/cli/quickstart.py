@@ -1,14 +1,18 @@
 """One command: prepare -> train -> verify -> export, on a CPU, in minutes.
 
 Without arguments it synthesises a small multi-speaker corpus
-(:mod:`speechbrain_eres2net.synthetic`), trains a tiny ERes2Net with the
+(:mod:`speechbrain_eres2net.dataio.synthetic`), trains a tiny ERes2Net with the
 recipe of ``hparams/quickstart.yaml`` on the speakers outside the trial
 list, scores the trial list with the untrained and the trained model, and
-exports a model folder. ``--data_folder`` runs the same on any corpus in
+exports a model folder. ``--data-folder`` runs the same on any corpus in
 the VoxCeleb layout (``wav/<spk>/<sess>/<utt>.wav``), e.g. realspk.
 
     eres2net quickstart
-    eres2net quickstart --data_folder ../shared/data/realspk
+    eres2net quickstart --data-folder ../shared/data/realspk
+
+Options are spelled with dashes, as in the other ``eres2net`` commands; the
+underscore spellings of SpeechBrain's recipe scripts (``--data_folder``,
+``--output_folder``, ``--no_export``) are accepted too.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -45,6 +49,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         description="Prepare, train a tiny ERes2Net, verify and export, on CPU.",
     )
     parser.add_argument(
+        "--data-folder",
         "--data_folder",
         help="corpus in the VoxCeleb layout (default: a synthetic corpus)",
     )
@@ -52,7 +57,13 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         "--trials",
         help="trial list (default: DATA_FOLDER/dev_trials.txt)",
     )
-    parser.add_argument("--output_folder", default="results/quickstart")
+    parser.add_argument(
+        "--output-folder",
+        "--output_folder",
+        default="results/quickstart",
+        help="where the corpus, CSVs, checkpoints, scores and the model folder "
+        "go (default: results/quickstart)",
+    )
     parser.add_argument(
         "--hparams",
         help="training YAML (default: hparams/quickstart.yaml; "
@@ -60,7 +71,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, help="number_of_epochs override")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no_export", action="store_true")
+    parser.add_argument(
+        "--no-export",
+        "--no_export",
+        action="store_true",
+        help="skip exporting the trained model folder",
+    )
     parser.add_argument(
         "--vad",
         choices=("trim", "check", "off"),
@@ -137,7 +153,7 @@ def run(args: argparse.Namespace) -> dict:
         data_folder = Path(args.data_folder).resolve()
         dataset_name = data_folder.name
         if not data_folder.is_dir():
-            raise FileNotFoundError(f"--data_folder {data_folder} is not a folder")
+            raise FileNotFoundError(f"--data-folder {data_folder} is not a folder")
         trials = Path(args.trials) if args.trials else data_folder / "dev_trials.txt"
         if not trials.is_file():
             raise FileNotFoundError(

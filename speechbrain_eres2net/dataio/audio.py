@@ -14,10 +14,12 @@ Authors
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import soundfile
@@ -56,8 +58,25 @@ def announce_once(key: str, message: str) -> None:
         logger.warning("%s", message)
 
 
-def check_audio_file(path: PathLike) -> soundfile._SoundFileInfo:
+class AudioInfo(NamedTuple):
+    """What an audio file's header says (:func:`check_audio_file`)."""
+
+    frames: int
+    samplerate: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio."""
+        return self.frames / self.samplerate
+
+
+def check_audio_file(path: PathLike) -> AudioInfo:
     """Header-level checks of an audio file, without decoding it.
+
+    The one place the package reads audio headers (inference, the corpus
+    preparation, augmentation sources, m4a conversion): one ``stat`` and one
+    open, no ``pathlib`` object (preparing VoxCeleb2 reads a million).
 
     Raises
     ------
@@ -72,20 +91,26 @@ def check_audio_file(path: PathLike) -> soundfile._SoundFileInfo:
     ...
     speechbrain_eres2net.dataio.audio.AudioError: no/such/file.wav: file not found
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a folder, expected an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "file is empty (0 bytes)")
+    name = os.fspath(path)
     try:
-        info = soundfile.info(str(path))
+        status = os.stat(name)
+    except FileNotFoundError:
+        raise AudioError(name, "file not found") from None
+    except OSError as err:
+        raise AudioError(name, f"cannot read the file ({err.strerror})") from err
+    if stat.S_ISDIR(status.st_mode):
+        raise AudioError(name, "is a folder, expected an audio file")
+    if status.st_size == 0:
+        raise AudioError(name, "file is empty (0 bytes)")
+    try:
+        with soundfile.SoundFile(name) as f:
+            info = AudioInfo(f.frames, f.samplerate, f.channels)
+            log = f.extra_info
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as err:
-        raise AudioError(path, f"not a readable audio file ({_short(err)})") from err
+        raise AudioError(name, f"not a readable audio file ({_short(err)})") from err
     if info.frames == 0:
-        raise AudioError(path, "audio has no samples")
-    _check_not_truncated(path, info.extra_info)
+        raise AudioError(name, "audio has no samples")
+    _check_not_truncated(name, log)
     return info
 
 
@@ -93,7 +118,7 @@ def read_audio(
     path: PathLike,
     sample_rate: int = 16000,
     min_samples: int = 1,
-    info: Optional[soundfile._SoundFileInfo] = None,
+    info: Optional[AudioInfo] = None,
 ) -> torch.Tensor:
     """Reads an audio file as a mono float waveform at ``sample_rate``.
 
@@ -106,7 +131,7 @@ def read_audio(
     min_samples : int
         Fewest samples (after resampling) the caller can use; shorter audio
         is an error that says the duration needed.
-    info : soundfile info, optional
+    info : AudioInfo, optional
         The file's :func:`check_audio_file` result, when the caller already
         has it (its header is then not checked again).
 
@@ -153,7 +178,7 @@ def audio_blocks(
     path: PathLike,
     sample_rate: int = 16000,
     block_seconds: float = 60.0,
-    info: Optional[soundfile._SoundFileInfo] = None,
+    info: Optional[AudioInfo] = None,
 ) -> Iterator[torch.Tensor]:
     """Reads a long audio file block by block, as :func:`read_audio` would.
 
@@ -205,7 +230,7 @@ def _to_model_input(
     return wav
 
 
-def _check_not_truncated(path: Path, log: str) -> None:
+def _check_not_truncated(path: PathLike, log: str) -> None:
     """Rejects a WAV file whose data chunk is shorter than its header says.
 
     libsndfile silently reads what is there; a cut download would then be

@@ -14,9 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-import soundfile as sf
-
 from ..paths import PathLike
+from .audio import AudioError, check_audio_file
 from .files import write_text_atomic
 from .voxceleb_prepare import scan_audio
 
@@ -44,10 +43,10 @@ def _is_complete_wav(path: Path) -> bool:
     # Outputs appear only by rename after ffmpeg succeeded, so an existing
     # file is complete unless someone else truncated it: check the header.
     try:
-        with sf.SoundFile(path) as f:
-            return f.frames > 0
-    except Exception:  # noqa: BLE001 - any unreadable file is redone
+        check_audio_file(path)
+    except AudioError:  # any unusable output is redone
         return False
+    return True
 
 
 def _convert_one(

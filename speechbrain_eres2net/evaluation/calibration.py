@@ -704,8 +704,6 @@ def quality_measures(
     durations_test,
     norms_enrol=None,
     norms_test=None,
-    cohort_means_enrol=None,
-    cohort_means_test=None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Per-trial quality measures for QMF calibration (as in WeSpeaker's QMF).
 
@@ -716,10 +714,7 @@ def quality_measures(
       longer side's duration in seconds (short speech gives less reliable
       scores);
     * ``norm_min``, ``norm_max`` (with both ``norms_*``): the smaller and the
-      larger raw (un-normalised) embedding norm;
-    * ``cohort_mean_sum`` (with both ``cohort_means_*``): the sum of both
-      sides' mean top-k cohort scores, a.k.a. imposter mean (see
-      :func:`.metrics.cohort_stats`).
+      larger raw (un-normalised) embedding norm.
 
     Arguments
     ---------
@@ -727,8 +722,6 @@ def quality_measures(
         (n,) positive durations in seconds (of speech, if known).
     norms_enrol, norms_test : array-like, optional
         (n,) embedding norms before length normalisation.
-    cohort_means_enrol, cohort_means_test : array-like, optional
-        (n,) mean of each side's top-k cohort scores.
 
     Returns
     -------
@@ -745,10 +738,9 @@ def quality_measures(
     ('log_dur_min', 'log_dur_max')
     >>> np.exp(q).round(6).tolist()
     [[2.0, 5.0], [1.0, 10.0]]
-    >>> q, names = quality_measures([2.0], [5.0], cohort_means_enrol=[0.25],
-    ...                             cohort_means_test=[0.5])
-    >>> names[-1], float(q[0, -1])
-    ('cohort_mean_sum', 0.75)
+    >>> q, names = quality_measures([2.0], [5.0], norms_enrol=[9.0], norms_test=[7.0])
+    >>> names[2:], q[0, 2:].tolist()
+    (('norm_min', 'norm_max'), [7.0, 9.0])
     """
     dur_e = _as_trial_array(durations_enrol, "durations_enrol", None)
     n = dur_e.size
@@ -757,21 +749,11 @@ def quality_measures(
         raise ValueError("durations must be positive (seconds)")
     columns = [np.log(np.minimum(dur_e, dur_t)), np.log(np.maximum(dur_e, dur_t))]
     names = ["log_dur_min", "log_dur_max"]
-    pairs = (
-        ("norms", norms_enrol, norms_test),
-        ("cohort_means", cohort_means_enrol, cohort_means_test),
-    )
-    for prefix, enrol, test in pairs:
-        if (enrol is None) != (test is None):
-            raise ValueError(f"give both {prefix}_enrol and {prefix}_test, or neither")
-        if enrol is None:
-            continue
-        enrol = _as_trial_array(enrol, f"{prefix}_enrol", n)
-        test = _as_trial_array(test, f"{prefix}_test", n)
-        if prefix == "norms":
-            columns += [np.minimum(enrol, test), np.maximum(enrol, test)]
-            names += ["norm_min", "norm_max"]
-        else:
-            columns.append(enrol + test)
-            names.append("cohort_mean_sum")
+    if (norms_enrol is None) != (norms_test is None):
+        raise ValueError("give both norms_enrol and norms_test, or neither")
+    if norms_enrol is not None:
+        enrol = _as_trial_array(norms_enrol, "norms_enrol", n)
+        test = _as_trial_array(norms_test, "norms_test", n)
+        columns += [np.minimum(enrol, test), np.maximum(enrol, test)]
+        names += ["norm_min", "norm_max"]
     return np.column_stack(columns), tuple(names)

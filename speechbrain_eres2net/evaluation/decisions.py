@@ -26,6 +26,7 @@ from ..inference.embedder import SpeakerEmbedder
 from ..paths import PathLike
 from ..settings import default
 from .calibration import Calibration, bayes_threshold
+from .scoring import cosine
 
 logger = logging.getLogger(__name__)
 
@@ -203,8 +204,7 @@ class Verifier:
             embedding, speech = self.embedder.embed_recording(path)
             embeddings.append(embedding.cpu().numpy())
             seconds.append(speech.seconds)
-        unit = [e / max(float(np.linalg.norm(e)), 1e-12) for e in embeddings]
-        score = float(np.dot(unit[0], unit[1]))
+        score = cosine(*embeddings)
         llr = None
         if self.calibration is not None:
             llr = self.llr(score, embeddings, seconds)

@@ -36,9 +36,19 @@ def _subsample_per_speaker(
     return kept
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+def unit_length(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to unit length along its last axis (a zero vector stays zero).
+
+    The one length normalisation of scoring: trials, cohorts and galleries
+    compare unit-length embeddings, so that a dot product is their cosine.
+
+    Example
+    -------
+    >>> unit_length(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
 
 
 def speaker_cohort(
@@ -61,12 +71,12 @@ def speaker_cohort(
     if not ids:
         raise ValueError("no embeddings with a speaker label to build a cohort from")
     names, index = np.unique([speakers[i] for i in ids], return_inverse=True)
-    unit = _unit_rows(
+    unit = unit_length(
         np.stack([np.asarray(embeddings[i], dtype=np.float64) for i in ids])
     )
     sums = np.zeros((len(names), unit.shape[1]))
     np.add.at(sums, index, unit)
-    return _unit_rows(sums).astype(np.float32)
+    return unit_length(sums).astype(np.float32)
 
 
 def _unit_embeddings(
@@ -78,7 +88,7 @@ def _unit_embeddings(
         raise KeyError(
             f"no embedding for {len(missing)} trial utterance(s): {preview(missing)}"
         )
-    return _unit_rows(
+    return unit_length(
         np.stack([np.asarray(embeddings[n], dtype=np.float32) for n in names])
     )
 
@@ -109,6 +119,18 @@ def score_trials(
     return _rowwise_dot(unit, left, right)
 
 
+def cosine(first: np.ndarray, second: np.ndarray) -> float:
+    """Cosine similarity of two embeddings: one trial, scored as
+    :func:`score_trials` scores a list.
+
+    Example
+    -------
+    >>> round(cosine(np.array([1.0, 0]), np.array([2.0, 2])), 4)
+    0.7071
+    """
+    return float(score_trials({"enrol": first, "test": second}, ["enrol"], ["test"])[0])
+
+
 def _asnorm_scores(
     scores: np.ndarray,
     unit: np.ndarray,
@@ -118,7 +140,7 @@ def _asnorm_scores(
     top_k: int,
 ) -> np.ndarray:
     """AS-norm with cohort statistics computed once per distinct utterance."""
-    cohort = _unit_rows(np.asarray(cohort, dtype=np.float32))
+    cohort = unit_length(np.asarray(cohort, dtype=np.float32))
     if cohort.ndim != 2 or cohort.shape[1] != unit.shape[1]:
         raise ValueError(
             f"cohort must be (n_cohort, {unit.shape[1]}), got {tuple(cohort.shape)}"

@@ -297,6 +297,9 @@ def dict_mismatch(
 def _state(module: Any) -> dict:
     """``state_dict`` plus SpeechBrain's normaliser statistics."""
     state = dict(module.state_dict())
+    # SpeechBrain 1.1's InputNormalization keeps its statistics outside
+    # state_dict; its private _statistics_dict is what its own saver writes,
+    # and no public call returns them (hence speechbrain<1.2 in setup.py).
     if hasattr(module, "_statistics_dict"):
         state.update({f"stats.{k}": v for k, v in module._statistics_dict().items()})
     return state

@@ -44,10 +44,6 @@ from ..inference.onnx_engine import OPSET
 from ..lobes.features import KaldiFbank
 from ..paths import PathLike
 
-# OPSET moved to inference.onnx_engine with the graph building; kept here
-# for ``from speechbrain_eres2net.export.onnx import OPSET``.
-__all__ = ["OPSET"]
-
 
 class FramedDFT(nn.Module):
     """Windowed frames and their real DFT, traceable to plain ONNX ops.
@@ -108,7 +104,7 @@ class FramedDFT(nn.Module):
 
 
 class ExportableKaldiFbank(nn.Module):
-    """:class:`~speechbrain_eres2net.features.KaldiFbank` as traceable ops.
+    """:class:`~speechbrain_eres2net.lobes.features.KaldiFbank` as traceable ops.
 
     Same computation as ``torchaudio.compliance.kaldi.fbank`` with the
     official settings (DC removal, pre-emphasis 0.97, povey window, power

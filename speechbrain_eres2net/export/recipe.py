@@ -136,9 +136,21 @@ def _statistics_needed(module: Any) -> bool:
 
 
 def _load_recipe_state(module: Any, path: Path, key: str) -> None:
-    """Loads a recipe checkpoint file strictly (SpeechBrain's pretrainer would not)."""
-    if hasattr(module, "_load_statistics_dict"):
-        module._load_statistics_dict(torch.load(path, map_location="cpu"))
+    """Loads a recipe checkpoint file strictly (SpeechBrain's pretrainer would not).
+
+    A module that registers its own SpeechBrain loader (``InputNormalization``
+    keeps its statistics outside ``state_dict``) is loaded by that loader,
+    as SpeechBrain's ``Checkpointer`` would.
+    """
+    from speechbrain.utils.checkpoints import (
+        DEFAULT_LOAD_HOOKS,
+        get_default_hook,
+        torch_recovery,
+    )
+
+    loader = get_default_hook(module, DEFAULT_LOAD_HOOKS)
+    if loader is not None and loader is not torch_recovery:
+        loader(module, path, False)
         return
     state = torch.load(path, map_location="cpu", weights_only=True)
     problem = dict_mismatch(module.state_dict(), state, compare_values=False)

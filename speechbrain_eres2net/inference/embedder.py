@@ -29,6 +29,7 @@ from torch import nn
 from ..dataio.audio import (
     AUDIO_SUFFIXES,
     AudioError,
+    AudioInfo,
     audio_blocks,
     check_audio_file,
     read_audio,
@@ -477,11 +478,13 @@ class SpeakerEmbedder:
             Unreadable file, too little speech (:class:`NotEnoughSpeechError`)
             or audio.
         """
+        info = None
         if duration is None:
-            duration = check_audio_file(path).duration
+            info = check_audio_file(path)  # the header is read this once
+            duration = info.duration
         if duration > self.window_seconds:
-            return self.embed_stream(path)
-        wav = read_audio(path, self.sample_rate)
+            return self.embed_stream(path, info)
+        wav = read_audio(path, self.sample_rate, info=info)
         wav, speech = self.speech_of(path, wav)
         return self.embed_batch([wav])[0], speech
 
@@ -490,7 +493,9 @@ class SpeakerEmbedder:
         return self.embed_recording(path)[0]
 
     @torch.no_grad()
-    def embed_stream(self, path: PathLike) -> tuple[torch.Tensor, Speech]:
+    def embed_stream(
+        self, path: PathLike, info: Optional[AudioInfo] = None
+    ) -> tuple[torch.Tensor, Speech]:
         """Embeds a recording of any length with memory bounded by the window.
 
         The file is decoded ``window_seconds`` at a time; each block's speech
@@ -501,6 +506,7 @@ class SpeakerEmbedder:
         The embedding is the mean direction of the windows' embeddings scaled
         to their mean norm. A recording whose kept audio fits one window gets
         the embedding of one forward pass, as a short recording does.
+        ``info`` is the file's header when the caller has read it.
 
         Returns
         -------
@@ -516,7 +522,8 @@ class SpeakerEmbedder:
         directions, norms = None, []
         segments: list[tuple[int, int]] = []
         state, offset = None, 0
-        for block in audio_blocks(path, self.sample_rate, self.window_seconds):
+        blocks = audio_blocks(path, self.sample_rate, self.window_seconds, info)
+        for block in blocks:
             if self.detector is None:
                 kept, found = block, Speech.whole(int(block.shape[0]), self.sample_rate)
             else:

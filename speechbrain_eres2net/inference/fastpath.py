@@ -46,7 +46,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import Optional
 
@@ -124,8 +124,8 @@ def native_bf16(device: torch.device) -> bool:
 
     Example
     -------
-    >>> isinstance(native_bf16(torch.device("cpu")), bool)
-    True
+    >>> native_bf16(torch.device("meta"))  # neither a CPU nor a CUDA device
+    False
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -316,15 +316,91 @@ def _check_input(model: ERes2Net, example_frames: int) -> tuple:
 
 
 def _worst_cosine(
-    fast: nn.Module, model: ERes2Net, inputs: tuple[torch.Tensor, ...]
+    fast: nn.Module, model: nn.Module, batches: Iterable[tuple[torch.Tensor, ...]]
 ) -> float:
+    """Lowest cosine between the embeddings of ``fast`` and of ``model`` (in
+    eval mode), each batch of ``batches`` being the arguments of one call.
+
+    Example
+    -------
+    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    >>> _worst_cosine(model, model, [(torch.randn(1, 50, 80),)]) > 0.9999
+    True
+    """
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        reference = model(*inputs)
-        cosine = torch.cosine_similarity(fast(*inputs), reference, dim=-1)
+        cosines = [
+            torch.cosine_similarity(
+                fast(*args).float(), model(*args).float(), dim=-1
+            ).flatten()
+            for args in batches
+        ]
     model.train(was_training)
-    return float(cosine.min())
+    return float(torch.cat(cosines).min())  # NaN if any is: never accepted
+
+
+def _disagreement(
+    worst: float, min_cosine: float, what: str, instead: str, digits: int = 6
+) -> Optional[str]:
+    """Why a fast path whose worst cosine is ``worst`` is replaced, or None."""
+    if worst >= min_cosine:
+        return None
+    return (
+        f"optimize_for_inference: {what} reach cosine {worst:.{digits}f} "
+        f"< {min_cosine} {instead}"
+    )
+
+
+def _check_arguments(
+    model: ERes2Net,
+    example_frames: int,
+    precision: str,
+    engine: str,
+    calibration_feats: Optional[Sequence[torch.Tensor]],
+) -> torch.device:
+    """Raises on arguments :func:`optimize_for_inference` cannot use; the
+    device of ``model``."""
+    if not isinstance(model, ERes2Net):
+        raise TypeError(
+            f"optimize_for_inference: expected an ERes2Net, got {type(model).__name__}"
+        )
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"optimize_for_inference: precision must be one of {PRECISIONS}, "
+            f"got {precision!r}"
+        )
+    if engine not in ENGINES:
+        raise ValueError(
+            f"optimize_for_inference: engine must be one of {ENGINES}, got {engine!r}"
+        )
+    if example_frames < model.min_frames:
+        raise ValueError(
+            f"optimize_for_inference: example_frames must be >= "
+            f"{model.min_frames}, got {example_frames}"
+        )
+    if precision == "int8" and not calibration_feats:
+        raise ValueError(
+            "optimize_for_inference: calibration_feats (features of real speech) "
+            "is required for precision='int8'"
+        )
+    device = next(model.parameters()).device
+    if engine in GRAPH_ENGINES and device.type != "cpu":
+        raise ValueError(
+            f"optimize_for_inference: engine {engine!r} runs on the CPU, "
+            f"the model is on {device}"
+        )
+    return device
+
+
+def _torch_fast_path(model: ERes2Net, bf16: bool, channels_last: bool) -> FastERes2Net:
+    """A folded, frozen copy of ``model`` run by PyTorch, fp32 or bf16."""
+    folded = fold_batchnorms(copy.deepcopy(model))
+    for param in folded.parameters():
+        param.requires_grad_(False)
+    if channels_last:
+        folded.to(memory_format=torch.channels_last)
+    return FastERes2Net(folded, bf16=bf16)
 
 
 def _graph_fast_path(
@@ -352,6 +428,56 @@ def _graph_fast_path(
         )
     runner = OpenVINOERes2Net if engine == "openvino" else OrtERes2Net
     return runner(model, graph, precision=precision)
+
+
+def _int8_fast_path(
+    model: ERes2Net,
+    example_frames: int,
+    engine: str,
+    calibration_feats: Sequence[torch.Tensor],
+) -> tuple[nn.Module, Optional[str]]:
+    """The int8 graph run by ``engine``, and why it is replaced (None: kept).
+
+    Checked on up to 8 calibration utterances against ``int8_min_cosine``.
+    """
+    fast = _graph_fast_path(model, example_frames, "int8", calibration_feats, engine)
+    utterances = [(f.unsqueeze(0),) for f in list(calibration_feats)[:8]]
+    worst = _worst_cosine(fast, model, utterances)
+    threshold = settings.default("int8_min_cosine")
+    logger.info("int8 embeddings: worst cosine %.5f to the model", worst)
+    instead = "of the fp32 model on the calibration data; using fp32"
+    return fast, _disagreement(worst, threshold, "int8 embeddings", instead, 5)
+
+
+def _float_fast_path(
+    model: ERes2Net,
+    example_frames: int,
+    precision: str,
+    engine: str,
+    min_cosine: float,
+    channels_last: bool,
+    device: torch.device,
+) -> tuple[nn.Module, Optional[str]]:
+    """The fp32 or bf16 fast path, and why it is replaced (None: kept).
+
+    A graph engine's fp32 and PyTorch's bf16 are checked on a random batch;
+    PyTorch's folded fp32 is exact and is not.
+    """
+    if engine == "auto" and precision == "auto" and not native_bf16(device):
+        engine = fp32_engine(device)
+    check = [_check_input(model, example_frames)]
+    if engine in GRAPH_ENGINES and precision != "bf16":
+        fast = _graph_fast_path(model, example_frames, "fp32", None, engine)
+        worst = _worst_cosine(fast, model, check)
+        instead = "of the model; using PyTorch fp32"
+        return fast, _disagreement(worst, min_cosine, f"{engine} embeddings", instead)
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+    fast = _torch_fast_path(model, bf16, channels_last)
+    if not bf16:
+        return fast, None
+    worst = _worst_cosine(fast, model, check)
+    instead = "of the fp32 model; using fp32"
+    return fast, _disagreement(worst, min_cosine, "bf16 embeddings", instead)
 
 
 def optimize_for_inference(
@@ -428,48 +554,9 @@ def optimize_for_inference(
     >>> int8.precision, int8(x).shape
     ('int8', torch.Size([3, 1, 192]))
     """
-    if not isinstance(model, ERes2Net):
-        raise TypeError(
-            f"optimize_for_inference: expected an ERes2Net, got {type(model).__name__}"
-        )
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"optimize_for_inference: precision must be one of {PRECISIONS}, "
-            f"got {precision!r}"
-        )
-    if engine not in ENGINES:
-        raise ValueError(
-            f"optimize_for_inference: engine must be one of {ENGINES}, got {engine!r}"
-        )
-    if example_frames < model.min_frames:
-        raise ValueError(
-            f"optimize_for_inference: example_frames must be >= "
-            f"{model.min_frames}, got {example_frames}"
-        )
-    if precision == "int8" and not calibration_feats:
-        raise ValueError(
-            "optimize_for_inference: calibration_feats (features of real speech) "
-            "is required for precision='int8'"
-        )
-    device = next(model.parameters()).device
-    check = _check_input(model, example_frames)
-
-    def build(bf16: bool) -> FastERes2Net:
-        folded = fold_batchnorms(copy.deepcopy(model))
-        for param in folded.parameters():
-            param.requires_grad_(False)
-        if channels_last:
-            folded.to(memory_format=torch.channels_last)
-        return FastERes2Net(folded, bf16=bf16)
-
-    def torch_fp32() -> FastERes2Net:
-        return build(bf16=False)
-
-    if engine in GRAPH_ENGINES and device.type != "cpu":
-        raise ValueError(
-            f"optimize_for_inference: engine {engine!r} runs on the CPU, "
-            f"the model is on {device}"
-        )
+    device = _check_arguments(
+        model, example_frames, precision, engine, calibration_feats
+    )
     if precision == "int8":
         if engine == "auto":
             engine = int8_engine() or "torch"
@@ -483,50 +570,17 @@ def optimize_for_inference(
             return optimize_for_inference(
                 model, example_frames, min_cosine=min_cosine, engine="torch"
             )
-        fast = _graph_fast_path(
-            model, example_frames, "int8", calibration_feats, engine
+        fast, problem = _int8_fast_path(
+            model, example_frames, engine, calibration_feats
         )
-        from .onnx_engine import check_agreement
-
-        worst = check_agreement(fast, model, list(calibration_feats)[:8])
-        threshold = settings.default("int8_min_cosine")
-        logger.info("int8 embeddings: worst cosine %.5f to the model", worst)
-        if worst < threshold:
-            warnings.warn(
-                f"optimize_for_inference: int8 embeddings reach cosine {worst:.5f} "
-                f"< {threshold} of the fp32 model on the calibration data; using fp32",
-                stacklevel=2,
-            )
-            return torch_fp32()
+    else:
+        fast, problem = _float_fast_path(
+            model, example_frames, precision, engine, min_cosine, channels_last, device
+        )
+    if problem is None:
         return fast
-
-    if engine == "auto" and precision == "auto" and not native_bf16(device):
-        engine = fp32_engine(device)
-    if engine in GRAPH_ENGINES and precision != "bf16":
-        fast = _graph_fast_path(model, example_frames, "fp32", None, engine)
-        worst = _worst_cosine(fast, model, check)
-        if worst >= min_cosine:
-            return fast
-        warnings.warn(
-            f"optimize_for_inference: {engine} embeddings reach cosine "
-            f"{worst:.6f} < {min_cosine} of the model; using PyTorch fp32",
-            stacklevel=2,
-        )
-        return torch_fp32()
-
-    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-    fast = build(bf16)
-    if not bf16:
-        return fast
-    worst = _worst_cosine(fast, model, check)
-    if worst < min_cosine:
-        warnings.warn(
-            f"optimize_for_inference: bf16 embeddings reach cosine {worst:.6f} "
-            f"< {min_cosine} of the fp32 model; using fp32",
-            stacklevel=2,
-        )
-        return torch_fp32()
-    return fast
+    warnings.warn(problem, stacklevel=2)
+    return _torch_fast_path(model, bf16=False, channels_last=channels_last)
 
 
 def fast_path(

@@ -466,6 +466,11 @@ class FolderPretrainer(Pretrainer):
         return joined
 
     def collect_files(self, default_source=None, **kwargs):  # noqa: D102
+        # Pretrainer resolves a loadable without a path as
+        # <default_source>/<name>.ckpt, but model folders name their files
+        # (label_encoder.txt is no .ckpt) and published folders' YAML lists
+        # them as bare names, which Pretrainer itself reads from the current
+        # directory: they are joined to the source here, before it fetches.
         if default_source is not None:
             self.paths = self._folder_paths(default_source)
         return super().collect_files(default_source=default_source, **kwargs)

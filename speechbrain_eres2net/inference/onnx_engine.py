@@ -30,7 +30,7 @@ import io
 import logging
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -54,8 +54,11 @@ def onnxruntime_available() -> bool:
 
     Example
     -------
-    >>> isinstance(onnxruntime_available(), bool)
-    True
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(sys.modules, {"onnx": None}):  # as if not installed
+    ...     onnxruntime_available()
+    False
     """
     return importable("onnx", "onnxruntime")
 
@@ -96,7 +99,17 @@ def onnx_graph(
     -------
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
     >>> graph = onnx_graph(model, torch.randn(1, 50, 80))
-    >>> graph[:2] == bytes([8, 8]) or len(graph) > 1000
+    >>> import onnx
+    >>> proto = onnx.load_from_string(graph)
+    >>> shape = proto.graph.input[0].type.tensor_type.shape.dim
+    >>> [d.dim_param or d.dim_value for d in shape], proto.graph.output[0].name
+    (['batch', 'frames', 80], 'embedding')
+    >>> import onnxruntime  # another batch size and length than the example
+    >>> x = torch.randn(2, 70, 80)
+    >>> cpu = ["CPUExecutionProvider"]
+    >>> session = onnxruntime.InferenceSession(graph, providers=cpu)
+    >>> out = session.run(None, {"feats": x.numpy()})[0]
+    >>> torch.allclose(torch.from_numpy(out), model(x).detach(), atol=1e-5)
     True
     """
     buffer = io.BytesIO()
@@ -342,23 +355,3 @@ class OrtERes2Net(GraphERes2Net):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: x.detach().float().cpu().contiguous().numpy()}
         return torch.from_numpy(self.session.run(None, feed)[0])
-
-
-def check_agreement(
-    fast: nn.Module, model: nn.Module, feats: Iterable[torch.Tensor]
-) -> float:
-    """Worst cosine between ``fast`` and ``model`` embeddings of ``feats``.
-
-    Example
-    -------
-    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    >>> check_agreement(model, model, [torch.randn(50, 80)]) > 0.9999
-    True
-    """
-    worst = 1.0
-    with torch.inference_mode():
-        for f in feats:
-            a = fast(f.unsqueeze(0)).flatten().float()
-            b = model(f.unsqueeze(0)).flatten().float()
-            worst = min(worst, float(torch.cosine_similarity(a, b, dim=0)))
-    return worst

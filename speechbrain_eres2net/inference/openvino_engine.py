@@ -35,8 +35,11 @@ def openvino_available() -> bool:
 
     Example
     -------
-    >>> isinstance(openvino_available(), bool)
-    True
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(sys.modules, {"onnx": None}):  # as if not installed
+    ...     openvino_available()
+    False
     """
     return importable("onnx", "openvino")
 
@@ -80,8 +83,8 @@ def kernel_isas(compiled) -> dict[str, int]:
     >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
     >>> kernels = kernel_isas(compile_graph(onnx_graph(model, torch.randn(1, 50, 80))))
-    >>> sum(kernels.values()) > 0
-    True
+    >>> sum(kernels.values())  # one kernel for each of its 34 convolutions
+    34
     """
     counts: dict[str, int] = {}
     for op in compiled.get_runtime_model().get_ops():

@@ -212,6 +212,9 @@ class SpeakerBrain(sb.core.Brain):
         only on accelerators; CPU processes (gloo) keep plain BatchNorm,
         with buffers broadcast from rank 0 by DDP.
         """
+        # A private Brain hook (hence speechbrain<1.2 in setup.py): SpeechBrain
+        # 1.1 converts to SyncBatchNorm unconditionally, with no option to
+        # leave BatchNorm as it is.
         if not (self.distributed_launch and str(self.device).startswith("cpu")):
             return super()._wrap_distributed()
         from torch.nn.parallel import DistributedDataParallel
@@ -222,17 +225,3 @@ class SpeakerBrain(sb.core.Brain):
                     module, find_unused_parameters=self.find_unused_parameters
                 )
         return None
-
-    @torch.no_grad()
-    def encode_batch(
-        self, wavs: torch.Tensor, lengths: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """Embeddings (batch, emb_dim) of full-length waveforms (batch, samples)."""
-        self.modules.eval()
-        wavs = wavs.to(self.device).float()
-        if lengths is None:
-            lengths = torch.ones(wavs.shape[0], device=self.device)
-        lengths = lengths.to(self.device)
-        feats = self.modules.compute_features(wavs)
-        feats = self.modules.mean_var_norm(feats, lengths)
-        return self.modules.embedding_model(feats, lengths).squeeze(1)

@@ -9,7 +9,7 @@ Usage::
         --checkpoint_folder=results/eres2net_base/1234/save
 
 Writes scores.txt, results.json, det.png and hist.png to --output_folder.
-The logic lives in ``speechbrain_eres2net.evaluation.pipeline.run_verification``.
+The logic lives in ``speechbrain_eres2net.training.verification.run_verification``.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -23,8 +23,8 @@ from typing import Optional
 
 import speechbrain as sb
 
-from speechbrain_eres2net.evaluation.pipeline import run_verification
 from speechbrain_eres2net.training.recipe import load_hparams
+from speechbrain_eres2net.training.verification import run_verification
 
 
 def main(argv: Optional[list[str]] = None) -> int:
