@@ -36,6 +36,7 @@ import numpy as np
 
 from ..dataio.files import atomic_open
 from ..paths import PathLike
+from .scoring import unit_length
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,6 @@ class EnrolledSpeaker(NamedTuple):
     recordings: int
     seconds: float
     """Net speech of its recordings."""
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class SpeakerGallery:
@@ -205,14 +202,14 @@ class SpeakerGallery:
     def _units(self) -> np.ndarray:
         """(recordings, dim) unit embeddings (cached)."""
         if "units" not in self._models:
-            self._models["units"] = _unit(self.embeddings).astype(np.float32)
+            self._models["units"] = unit_length(self.embeddings).astype(np.float32)
         return self._models["units"]
 
     def speaker_models(self) -> np.ndarray:
         """(speakers, dim) unit mean of each speaker's unit embeddings."""
         if "mean" not in self._models:
             sums = np.add.reduceat(self._units(), self._starts(), axis=0)
-            self._models["mean"] = _unit(sums).astype(np.float32)
+            self._models["mean"] = unit_length(sums).astype(np.float32)
         return self._models["mean"]
 
     def search(
@@ -238,7 +235,7 @@ class SpeakerGallery:
             raise GalleryError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
         if not len(self):
             raise GalleryError("the gallery has no speakers; enroll some first")
-        queries = _unit(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        queries = unit_length(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
         k = min(int(top_k), len(self))
         best_i = np.zeros((len(queries), 0), dtype=np.int64)
         best_s = np.zeros((len(queries), 0), dtype=np.float32)
