@@ -279,3 +279,30 @@ def _number(value: Optional[float]) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def run_parts(
+    section: str, parts: Sequence[tuple[str, Callable[[Path], list]]]
+) -> list:
+    """Runs a section's parts, each in its own temporary folder, timed on
+    stderr; a part that raises leaves a ``section failed`` row naming the
+    error and the other parts still report."""
+    import tempfile
+
+    rows: list = []
+    with tempfile.TemporaryDirectory(prefix=f"eres2net-{section}-") as work:
+        for part, run in parts:
+            folder = Path(work) / part.replace(" ", "_")
+            folder.mkdir()
+            start = time.perf_counter()
+            try:
+                rows += run(folder)
+            except Exception as error:  # the other parts still report
+                note = f"{part}: {type(error).__name__}: {error}"[:300]
+                rows.append(Row(section, "section failed", None, note=note))
+            print(
+                f"[{section}] {part}: {time.perf_counter() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows

@@ -50,8 +50,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
-import tempfile
 import time
 import types
 from collections.abc import Callable, Sequence
@@ -69,7 +67,14 @@ from speechbrain_eres2net.evaluation.identification import Identifier
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 from speechbrain_eres2net.settings import default
 
-from .common import REALSPK, Row, interleaved_times, run_isolated, set_threads
+from .common import (
+    REALSPK,
+    Row,
+    interleaved_times,
+    run_isolated,
+    run_parts,
+    set_threads,
+)
 from .worker import peak_rss_mb
 
 SECTION = "identification"
@@ -732,25 +737,5 @@ def bench_identification(
                 note=skipped,
             )
         )
-    with tempfile.TemporaryDirectory(prefix="eres2net-identification-") as work:
-        for part, run in parts:
-            folder = Path(work) / part
-            folder.mkdir()
-            start = time.perf_counter()
-            try:
-                rows += run(folder)
-            except Exception as error:  # the other parts still report
-                rows.append(
-                    Row(
-                        SECTION,
-                        "section failed",
-                        None,
-                        note=f"{part}: {type(error).__name__}: {error}"[:300],
-                    )
-                )
-            print(
-                f"[identification] {part}: {time.perf_counter() - start:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    rows += run_parts(SECTION, parts)
     return rows

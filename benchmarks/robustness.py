@@ -41,8 +41,6 @@ import dataclasses
 import importlib.util
 import os
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,7 +50,14 @@ import numpy as np
 import soundfile
 import torch
 
-from .common import REALSPK, Row, interleaved_times, run_isolated, set_threads
+from .common import (
+    REALSPK,
+    Row,
+    interleaved_times,
+    run_isolated,
+    run_parts,
+    set_threads,
+)
 
 SECTION = "robustness"
 RATE = 16000
@@ -1023,28 +1028,7 @@ def bench_robustness(
                 lambda d: memory_rows(model, d, sizes.minutes, threads, seed),
             ),
         ]
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="eres2net-robustness-") as work:
-        for part, run in parts:
-            folder = Path(work) / part.replace(" ", "_")
-            folder.mkdir()
-            start = time.perf_counter()
-            try:
-                rows += run(folder)
-            except Exception as error:  # the other parts still report
-                rows.append(
-                    Row(
-                        SECTION,
-                        "section failed",
-                        None,
-                        note=f"{part}: {type(error).__name__}: {error}"[:300],
-                    )
-                )
-            print(
-                f"[robustness] {part}: {time.perf_counter() - start:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    rows = run_parts(SECTION, parts)
     if not have_corpus:
         rows.append(
             Row(

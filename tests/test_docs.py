@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from speechbrain_eres2net.settings import SETTING_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs"
@@ -27,38 +29,10 @@ PAGES = [README, *sorted(DOCS.glob("*.md"))]
 MAX_README_LINES = 400
 
 # Entries of verification.yaml that are defaults of the API and the command
-# line (settings.py), and so may be quoted in the docs.
-DEFAULT_KEYS = (
-    "batch_size",
-    "batch_seconds_cpu",
-    "batch_seconds_cuda",
-    "decode_chunk_files",
-    "num_workers",
-    "rank_wait_hours",
-    "top_k",
-    "cohort_utts_per_speaker",
-    "p_target",
-    "c_miss",
-    "c_fa",
-    "min_enroll_speech_seconds",
-    "gallery_scoring",
-    "p_enrolled",
-    "identify_top_k",
-    "calibration_prior",
-    "calibration_quality",
-    "fp32_engine_cpu",
-    "int8_engine_cpu",
-    "int8_calibration_utterances",
-    "int8_calibration_method",
-    "int8_reduce_range",
-    "int8_min_cosine",
-    "vad",
-    "min_speech_seconds",
-    "vad_threshold",
-    "vad_min_speech_seconds",
-    "vad_min_silence_seconds",
-    "vad_pad_seconds",
-    "window_seconds",
+# line (settings.py), and so may be quoted in the docs (the seed and the
+# allow-list of model folder code are not quoted as values).
+DEFAULT_KEYS = tuple(
+    k for k in SETTING_KEYS if k not in ("seed", "model_folder_trusted_targets")
 )
 # Defaults a reader looks up: each must be quoted somewhere, so that the
 # check below cannot pass by finding nothing.

@@ -73,6 +73,17 @@ def environment(threads: int = 1) -> dict[str, str]:
     return env
 
 
+def run(*argv: str) -> subprocess.CompletedProcess:
+    """A command line run as a user would, output captured."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def journal_lines(out: Path) -> int:
     return sum(p.read_text().count("\n") for p in Path(f"{out}.parts").glob("*.scp"))
 
@@ -92,13 +103,7 @@ def test_a_killed_embed_resumes_to_the_uninterrupted_output(tmp_path):
     folder = imported_folder()
     listing, chosen = corpus_list(tmp_path, 40)
     straight = tmp_path / "straight.npz"
-    done = subprocess.run(
-        [sys.executable, *embed_command(folder, listing, straight)],
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run(*embed_command(folder, listing, straight))
     assert done.returncode == 1, done.stderr  # the broken file
     assert "1 of 41 file(s) could not be embedded" in done.stderr
 
@@ -119,13 +124,7 @@ def test_a_killed_embed_resumes_to_the_uninterrupted_output(tmp_path):
     assert 15 <= finished < 40, "the run ended before it could be killed"
     assert not out.exists()  # nothing half-written where the output goes
 
-    rerun = subprocess.run(
-        [sys.executable, *embed_command(folder, listing, out)],
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rerun = run(*embed_command(folder, listing, out))
     assert rerun.returncode == 1, rerun.stderr
     resumed = int(rerun.stderr.split("resumed: ")[1].split(" ")[0])
     assert resumed >= finished
@@ -149,28 +148,15 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path):
     folder = imported_folder()
     listing, _ = corpus_list(tmp_path, 12)
     single = tmp_path / "single.npz"
-    one = subprocess.run(
-        [sys.executable, *embed_command(folder, listing, single)],
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    one = run(*embed_command(folder, listing, single))
     assert one.returncode == 1, one.stderr
     out = tmp_path / "ranks.npz"
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            *embed_command(folder, listing, out),
-        ],
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    two = run(
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        *embed_command(folder, listing, out),
     )
     # torchrun reports the first failing rank's code: rank 0's 1 (a bad file).
     assert two.returncode == 1, two.stderr
