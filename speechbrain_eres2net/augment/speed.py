@@ -12,6 +12,11 @@ import torch
 def change_speed(wav: torch.Tensor, speed: float) -> torch.Tensor:
     """Plays ``wav`` ``speed`` times faster (pitch shifts with it, like sox).
 
+    A thin wrapper over torchaudio's resampler, not SpeechBrain's
+    ``SpeedPerturb``: that augmentation draws a random speed per batch and
+    keeps the label, while the official recipe needs a given speed per
+    utterance, each speed a new speaker (:func:`speed_label`).
+
     Example
     -------
     >>> change_speed(torch.zeros(16000), 1.1).shape

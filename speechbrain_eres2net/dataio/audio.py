@@ -13,6 +13,7 @@ Authors
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import soundfile
 import torch
-import torchaudio
+from speechbrain.dataio.preprocess import AudioNormalizer
 
 from ..paths import PathLike
 
@@ -220,14 +221,19 @@ def _to_model_input(
             f"multi-channel audio (e.g. {path.name}, {data.shape[1]} channels) "
             "is averaged to mono",
         )
-    wav = torch.from_numpy(data.mean(axis=1))
     if rate != sample_rate:
         announce_once(
             f"rate {rate}",
             f"audio at {rate} Hz (e.g. {path.name}) is resampled to {sample_rate} Hz",
         )
-        wav = torchaudio.functional.resample(wav, rate, sample_rate)
-    return wav
+    # SpeechBrain's own normaliser (average to mono, cached resamplers), the
+    # one its inference classes use.
+    return _normalizer(sample_rate)(torch.from_numpy(data), rate)
+
+
+@functools.cache
+def _normalizer(sample_rate: int) -> AudioNormalizer:
+    return AudioNormalizer(sample_rate=sample_rate, mix="avg-to-mono")
 
 
 def _check_not_truncated(path: PathLike, log: str) -> None:
