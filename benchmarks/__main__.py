@@ -145,6 +145,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "section (skipped without one)",
     )
     parser.add_argument(
+        "--extraction-files",
+        type=int,
+        default=None,
+        help="extraction section: realspk files of the throughput, machinery and "
+        "resume rows (default: all 1,040)",
+    )
+    parser.add_argument(
         "--identification-model",
         default=None,
         help="model folder (with its calibration.json) for the realspk rows of "
@@ -268,7 +275,10 @@ def run_section(name: str, args: argparse.Namespace) -> list:
         from .extraction import bench_extraction
 
         return bench_extraction(
-            args.extraction_model, quick=args.quick, threads=threads[-1]
+            args.extraction_model,
+            quick=args.quick,
+            threads=threads[-1],
+            files=args.extraction_files,
         )
     if name == "identification":
         from .identification import bench_identification

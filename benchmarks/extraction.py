@@ -42,7 +42,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,7 +50,15 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .common import REALSPK, REPO, Row, interleaved_times, run_isolated, set_threads
+from .common import (
+    REALSPK,
+    REPO,
+    Row,
+    interleaved_times,
+    run_isolated,
+    run_parts,
+    set_threads,
+)
 
 SECTION = "extraction"
 THROUGHPUT_TARGET = 2.0
@@ -750,6 +757,7 @@ def bench_extraction(
     quick: bool = False,
     threads: int = 2,
     seed: int = 1234,
+    files: Optional[int] = None,
 ) -> list[Row]:
     """All rows of the section; a part that fails leaves a ``section failed`` row.
 
@@ -764,8 +772,13 @@ def bench_extraction(
         memory rows.
     seed : int
         Seed of the scoring simulation.
+    files : int, optional
+        realspk files of the throughput, machinery and resume rows (default:
+        all 1,040; quick: 40), evenly spread.
     """
     sizes = QUICK if quick else FULL
+    if files is not None:
+        sizes = dataclasses.replace(sizes, files=files)
     set_threads(threads)
     have_corpus = all(
         (REALSPK / name).is_file() for name in ("train_list.txt", "dev_list.txt")
@@ -800,25 +813,5 @@ def bench_extraction(
             )
         )
     parts.append(("scoring", lambda d: scoring_rows(d, sizes, seed)))
-    with tempfile.TemporaryDirectory(prefix="eres2net-extraction-") as work:
-        for part, run in parts:
-            folder = Path(work) / part
-            folder.mkdir()
-            start = time.perf_counter()
-            try:
-                rows += run(folder)
-            except Exception as error:  # the other parts still report
-                rows.append(
-                    Row(
-                        SECTION,
-                        "section failed",
-                        None,
-                        note=f"{part}: {type(error).__name__}: {error}"[:300],
-                    )
-                )
-            print(
-                f"[extraction] {part}: {time.perf_counter() - start:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    rows += run_parts(SECTION, parts)
     return rows
