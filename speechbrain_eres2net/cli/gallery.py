@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..evaluation.gallery import SCORINGS
 from .options import batch_options, model_options, speech_options
 
 
@@ -57,7 +58,7 @@ def add_parsers(commands) -> None:
     )
     identify.add_argument(
         "--scoring",
-        choices=("mean", "average", "max", "top2"),
+        choices=SCORINGS,
         help="recording-vs-speaker scoring (default: gallery_scoring)",
     )
     identify.add_argument(

@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .audio import AudioError, check_audio_file, read_audio
+from .audio import AudioError, AudioInfo, check_audio_file, read_audio
 
 
 class DecodedFile(NamedTuple):
@@ -33,6 +33,8 @@ class DecodedFile(NamedTuple):
     """(samples,) at the model's rate; None when streamed or unreadable."""
     error: Optional[str]
     """Why the file cannot be embedded (None when it can be tried)."""
+    info: Optional[AudioInfo] = None
+    """The header, for a streamed file (so it is not read again)."""
 
 
 class AudioChunks(Dataset):
@@ -89,7 +91,8 @@ class AudioChunks(Dataset):
                 wav = None
                 if info.duration <= self.stream_seconds:
                     wav = read_audio(path, self.sample_rate, info=info)
-                out.append(DecodedFile(i, path, info.duration, wav, None))
+                streamed = info if wav is None else None
+                out.append(DecodedFile(i, path, info.duration, wav, None, streamed))
             except AudioError as err:
                 out.append(DecodedFile(i, path, 0.0, None, err.reason))
         # Longest first, so the first batch shows the peak memory at once.

@@ -628,7 +628,7 @@ class SpeakerEmbedder:
         for f in files:
             try:
                 if f.wav is None:
-                    emb, speech = self.embed_stream(f.path)
+                    emb, speech = self.embed_stream(f.path, f.info)
                     results.append(
                         FileResult(f.index, f.path, _numpy(emb), speech, None, False)
                     )
