@@ -148,8 +148,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--extraction-files",
         type=int,
         default=None,
-        help="extraction section: realspk files of the throughput, machinery and "
-        "resume rows (default: all 1,040)",
+        help="extraction section: realspk files of the throughput and resume rows "
+        "(default: all 1,040; the machinery row takes at most 240 of them)",
+    )
+    parser.add_argument(
+        "--extraction-parts",
+        default=None,
+        help="extraction section: comma-separated parts to run, of throughput, "
+        "machinery, resume, memory, scoring (default: all)",
     )
     parser.add_argument(
         "--identification-model",
@@ -279,6 +285,7 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             quick=args.quick,
             threads=threads[-1],
             files=args.extraction_files,
+            only=args.extraction_parts.split(",") if args.extraction_parts else None,
         )
     if name == "identification":
         from .identification import bench_identification

@@ -189,6 +189,28 @@ def test_bad_outputs_fail_before_any_work(tmp_path, capsys, monkeypatch):
         assert str(out) in err
 
 
+def test_a_file_given_twice_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    """Keys are the inputs' paths: a file listed twice (here in a list file
+    and again by name) would give the output a duplicate key."""
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"")
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"{wav}\n{tmp_path / 'b.wav'}\n")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(SpeakerEmbedder, "from_folder", no_model)
+    out = tmp_path / "e.npz"
+    code = main(
+        ["embed", "--model", str(tmp_path), str(listing), str(wav), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{wav} is given twice (input files 1 and 3)" in err
+    assert not out.exists() and not Path(f"{out}.parts").exists()
+
+
 def test_parts_of_another_job_are_refused(tmp_path):
     parts = PartsFolder(tmp_path / "e.npz.parts")
     parts.prepare(job_digest(["a", "b"]), 2, "npz")
@@ -263,3 +285,29 @@ def test_npz_memory_grows_only_by_its_zip_index(tmp_path):
     # The zip central directory (one entry a member, written last) is what
     # an .npz costs: under 600 bytes a file, less than the vectors (768).
     assert large - small < 600 * (20_000 - 1_000), (small, large)
+
+
+def test_openvino_forgets_kernels_after_the_lengths_kept(monkeypatch):
+    """OpenVINO keeps kernels for every length it has run, so the fast path
+    compiles afresh after ``openvino_lengths_kept`` new lengths: a corpus of
+    many lengths stays in bounded memory, and the embeddings do not change."""
+    pytest.importorskip("openvino")
+    import torch
+
+    from speechbrain_eres2net import ERes2Net
+    from speechbrain_eres2net.inference import openvino_engine
+    from speechbrain_eres2net.inference.onnx_engine import onnx_graph
+
+    monkeypatch.setattr(openvino_engine, "default", {"openvino_lengths_kept": 4}.get)
+    torch.manual_seed(0)
+    model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    engine = openvino_engine.OpenVINOERes2Net(
+        model, onnx_graph(model, torch.randn(1, 50, 80)), threads=1
+    )
+    feats = torch.randn(1, 120, 80)
+    with torch.no_grad():
+        for length in [60, 61, 62, 63, 60, 64, 65, 66, 67, 68, 120]:
+            out = engine(feats[:, :length])
+            assert torch.allclose(out, model(feats[:, :length]), atol=1e-4)
+    # 10 lengths with 4 kept: compiled afresh at the 5th and the 9th new one.
+    assert engine.recompiles == 2 and len(engine.shapes) == 2

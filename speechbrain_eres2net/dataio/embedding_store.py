@@ -87,12 +87,13 @@ def output_files(out: PathLike, fmt: str) -> list[Path]:
 def check_output(
     out: PathLike, fmt: str, keys: Sequence[str], errors: PathLike
 ) -> None:
-    """Fails before any work on an output that could not be written.
+    """Fails before any work on an output that could not be written, or
+    whose keys (the inputs' paths) would not be unique.
 
     Raises
     ------
     ValueError
-        One line naming the output and what is wrong with it.
+        One line naming the output or input and what is wrong with it.
 
     Example
     -------
@@ -111,6 +112,13 @@ def check_output(
             raise ValueError(f"{option} {path}: folder {folder} does not exist")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise ValueError(f"{option} {path}: folder {folder} is not writable")
+    first: dict[str, int] = {}
+    for position, key in enumerate(keys, 1):
+        if first.setdefault(key, position) != position:
+            raise ValueError(
+                f"inputs: {key} is given twice (input files {first[key]} and "
+                f"{position}); its path is its key in --out, so give each file once"
+            )
     if fmt == "kaldi":
         bad = next((k for k in keys if not k or any(c.isspace() for c in k)), None)
         if bad is not None:

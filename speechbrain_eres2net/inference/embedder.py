@@ -41,6 +41,7 @@ from ..settings import batch_seconds as default_batch_seconds
 from ..settings import default
 from .fastpath import fast_path
 from .folder import load_model_folder
+from .heap import trim_heap
 from .probe import probe_model
 
 
@@ -621,6 +622,8 @@ class SpeakerEmbedder:
                 [f.duration for f in ready], batch_size, batch_seconds
             ):
                 yield self._embed_decoded([ready[i] for i in batch])
+            del chunk, ready
+            trim_heap()
 
     def _embed_decoded(self, files: Sequence[DecodedFile]) -> list[FileResult]:
         """One batch of decoded files (a streamed file is a batch alone)."""

@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 
 from ..errors import importable, require
+from ..settings import default
 from .onnx_engine import GraphERes2Net
 
 
@@ -115,11 +116,26 @@ class OpenVINOERes2Net(GraphERes2Net):
     engine = "openvino"
 
     def _load(self, graph: bytes, threads: int) -> None:
+        self.threads = threads
         self.compiled = compile_graph(graph, threads)
         # One request, reused: a SpeakerEmbedder embeds batches one by one.
         self.request = self.compiled.create_infer_request()
+        self.shapes: set[tuple[int, ...]] = set()
+        self.recompiles = 0
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(x.shape)
+        if shape not in self.shapes:
+            # The compiled model holds kernels for every shape it has run
+            # (memory grows with the distinct lengths of a corpus): a fresh
+            # one forgets them (hparams/verification.yaml,
+            # openvino_lengths_kept).
+            if len(self.shapes) >= int(default("openvino_lengths_kept")):
+                recompiles = self.recompiles + 1
+                del self.request, self.compiled
+                self._load(self.graph, self.threads)
+                self.recompiles = recompiles
+            self.shapes.add(shape)
         feed = x.detach().float().cpu().contiguous().numpy()
         out = self.request.infer({0: feed})[self.compiled.output(0)]
         return torch.from_numpy(out.copy())
