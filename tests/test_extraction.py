@@ -311,3 +311,22 @@ def test_openvino_forgets_kernels_after_the_lengths_kept(monkeypatch):
             assert torch.allclose(out, model(feats[:, :length]), atol=1e-4)
     # 10 lengths with 4 kept: compiled afresh at the 5th and the 9th new one.
     assert engine.recompiles == 2 and len(engine.shapes) == 2
+
+
+def test_graph_engines_give_an_utterance_the_same_bits_in_any_batch():
+    """Resume equals an uninterrupted run only if an utterance's embedding does
+    not depend on the files it was batched with, equal lengths included."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from speechbrain_eres2net import ERes2Net
+    from speechbrain_eres2net.inference.onnx_engine import OrtERes2Net, onnx_graph
+
+    torch.manual_seed(0)
+    model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    engine = OrtERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)), threads=1)
+    feats = torch.randn(3, 70, 80)
+    alone = engine(feats[:1], torch.ones(1))
+    for batch in (feats, feats[:2]):
+        together = engine(batch, torch.ones(batch.shape[0]))
+        assert torch.equal(together[:1], alone)
