@@ -330,3 +330,22 @@ def test_graph_engines_give_an_utterance_the_same_bits_in_any_batch():
     for batch in (feats, feats[:2]):
         together = engine(batch, torch.ones(batch.shape[0]))
         assert torch.equal(together[:1], alone)
+
+
+def test_a_batch_never_changes_an_utterance_s_normalised_features():
+    """SpeechBrain's padding mask counts one padded frame into the sentence
+    statistics for some padded lengths (float32 relative lengths, 1e-6
+    margin); features are normalised one utterance at a time, so batching
+    does not change an embedding (a resumed embed groups files differently)."""
+    import torch
+
+    folder = imported_folder()
+    embedder = SpeakerEmbedder.from_folder(folder, fast=False, vad="off")
+    torch.manual_seed(0)
+    short = torch.randn(39_520) * 0.1  # 245 frames, as a realspk file that differed
+    with torch.no_grad():
+        alone = embedder.embed_batch([short])[0]
+        for frames in (284, 318, 339, 346, 360, 370, 441):
+            long = torch.randn(short.shape[0] + 160 * (frames - 245)) * 0.1
+            together = embedder.embed_batch([long, short])[1]
+            assert torch.allclose(alone, together, atol=1e-6), frames

@@ -386,8 +386,9 @@ class SpeakerEmbedder:
     def embed_batch(self, wavs: Sequence[torch.Tensor]) -> torch.Tensor:
         """Embeds waveforms of any lengths; (batch, embedding_size).
 
-        Each waveform gets its own features (so padding never changes them);
-        features are padded and passed with exact relative lengths.
+        Each waveform gets its own features and their normalisation (so
+        padding never changes them); features are padded and passed with
+        exact relative lengths.
         """
         feats = []
         for i, wav in enumerate(wavs):
@@ -403,11 +404,17 @@ class SpeakerEmbedder:
             feats.append(
                 self.compute_features(wav.to(self.device).float().unsqueeze(0))[0]
             )
+        if self.mean_var_norm is not None:
+            # Each utterance alone: SpeechBrain's padding mask turns relative
+            # lengths back into frames with float32 rounding and a 1e-6
+            # margin, which counts one padded frame into the statistics for
+            # about one padded length in ten (245 frames padded to 370:
+            # 246), so the batch would change the embedding.
+            whole = torch.ones(1, device=self.device)
+            feats = [self.mean_var_norm(f.unsqueeze(0), whole)[0] for f in feats]
         frames = torch.tensor([f.shape[0] for f in feats], device=self.device)
         padded = nn.utils.rnn.pad_sequence(feats, batch_first=True)
         lengths = frames.float() / padded.shape[1]
-        if self.mean_var_norm is not None:
-            padded = self.mean_var_norm(padded, lengths)
         return self.embedding_model(padded, lengths).squeeze(1)
 
     def speech_of(
