@@ -4,7 +4,8 @@ Embedding a corpus allocates and frees waveforms, features and activations
 of a different size for every file. glibc's allocator keeps much of what is
 freed inside its arenas, so the resident memory of a long run creeps up
 with the number of files although nothing is kept (measured on 4,000 tiled
-realspk files: +85 MiB after the first 1,000 files, none of it live data).
+realspk files: +85 MiB between the 1,000th and the 4,000th file, none of
+it live data).
 ``malloc_trim(0)`` returns the free pages of every arena to the system; it
 costs about a millisecond, so :meth:`SpeakerEmbedder.iter_files` calls it
 once per decoded chunk. Python has no binding for it (``gc.collect`` frees

@@ -327,9 +327,8 @@ class GraphERes2Net(nn.Module):
                 frames = torch.full((x.shape[0],), x.shape[1])
             # Even a batch of equal lengths runs one utterance at a time: an
             # utterance then gets the same bits in any batch (a resumed
-            # embed equals an uninterrupted one), where a batched kernel
-            # rounds differently (up to 5e-3 of the vector on a random-weight
-            # ERes2Net-base, python -m benchmarks --only extraction).
+            # embed equals an uninterrupted one), where a batched kernel may
+            # round differently.
             out = torch.cat(
                 [
                     self._run(x[i : i + 1, : int(n)])

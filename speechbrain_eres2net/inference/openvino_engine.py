@@ -117,11 +117,15 @@ class OpenVINOERes2Net(GraphERes2Net):
 
     def _load(self, graph: bytes, threads: int) -> None:
         self.threads = threads
-        self.compiled = compile_graph(graph, threads)
-        # One request, reused: a SpeakerEmbedder embeds batches one by one.
-        self.request = self.compiled.create_infer_request()
+        self.lengths_kept = int(default("openvino_lengths_kept"))
         self.shapes: set[tuple[int, ...]] = set()
         self.recompiles = 0
+        self._compile()
+
+    def _compile(self) -> None:
+        self.compiled = compile_graph(self.graph, self.threads)
+        # One request, reused: a SpeakerEmbedder embeds batches one by one.
+        self.request = self.compiled.create_infer_request()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(x.shape)
@@ -130,11 +134,11 @@ class OpenVINOERes2Net(GraphERes2Net):
             # (memory grows with the distinct lengths of a corpus): a fresh
             # one forgets them (hparams/verification.yaml,
             # openvino_lengths_kept).
-            if len(self.shapes) >= int(default("openvino_lengths_kept")):
-                recompiles = self.recompiles + 1
+            if len(self.shapes) >= self.lengths_kept:
                 del self.request, self.compiled
-                self._load(self.graph, self.threads)
-                self.recompiles = recompiles
+                self._compile()
+                self.shapes.clear()
+                self.recompiles += 1
             self.shapes.add(shape)
         feed = x.detach().float().cpu().contiguous().numpy()
         out = self.request.infer({0: feed})[self.compiled.output(0)]
