@@ -22,6 +22,7 @@ SETTING_KEYS = (
     "decode_chunk_files",
     "num_workers",
     "rank_wait_hours",
+    "graph_frames_multiple",
     "openvino_lengths_kept",
     "top_k",
     "cohort_utts_per_speaker",

@@ -288,8 +288,8 @@ def test_npz_memory_grows_only_by_its_zip_index(tmp_path):
 
 
 def test_openvino_forgets_kernels_after_the_lengths_kept(monkeypatch):
-    """OpenVINO keeps kernels for every length it has run, so the fast path
-    compiles afresh after ``openvino_lengths_kept`` new lengths: a corpus of
+    """OpenVINO keeps kernels for every shape it has run, so the fast path
+    compiles afresh after ``openvino_lengths_kept`` new shapes: a corpus of
     many lengths stays in bounded memory, and the embeddings do not change."""
     pytest.importorskip("openvino")
     import torch
@@ -301,16 +301,42 @@ def test_openvino_forgets_kernels_after_the_lengths_kept(monkeypatch):
     monkeypatch.setattr(openvino_engine, "default", {"openvino_lengths_kept": 4}.get)
     torch.manual_seed(0)
     model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    engine = openvino_engine.OpenVINOERes2Net(
-        model, onnx_graph(model, torch.randn(1, 50, 80)), threads=1
-    )
+    graph = onnx_graph(model, torch.randn(1, 50, 80), lengths=torch.ones(1))
+    engine = openvino_engine.OpenVINOERes2Net(model, graph, threads=1)
     feats = torch.randn(1, 120, 80)
     with torch.no_grad():
         for length in [60, 61, 62, 63, 60, 64, 65, 66, 67, 68, 120]:
-            out = engine(feats[:, :length])
+            out = engine(feats[:, :length])  # unpadded: each at its own shape
             assert torch.allclose(out, model(feats[:, :length]), atol=1e-4)
-    # 10 lengths with 4 kept: compiled afresh at the 5th and the 9th new one.
+    # 10 shapes with 4 kept: compiled afresh at the 5th and the 9th new one.
     assert engine.recompiles == 2 and len(engine.shapes) == 2
+
+
+def test_graph_engines_run_a_corpus_of_any_lengths_at_few_shapes():
+    """Utterances run zero-padded to a multiple of ``graph_frames_multiple``
+    frames with the padding masked: 40 lengths run at 2 shapes (OpenVINO sets
+    kernels up twice, not 40 times), and each embedding is that of its
+    unpadded features."""
+    pytest.importorskip("openvino")
+    import torch
+
+    from speechbrain_eres2net import ERes2Net
+    from speechbrain_eres2net.inference import openvino_engine
+    from speechbrain_eres2net.inference.onnx_engine import onnx_graph
+    from speechbrain_eres2net.settings import default
+
+    multiple = default("graph_frames_multiple")
+    torch.manual_seed(0)
+    model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
+    graph = onnx_graph(model, torch.randn(1, 50, 80), lengths=torch.ones(1))
+    engine = openvino_engine.OpenVINOERes2Net(model, graph, threads=1)
+    lengths = range(3 * multiple - 29, 3 * multiple + 11)
+    feats = torch.randn(1, max(lengths), 80)
+    with torch.no_grad():
+        for n in lengths:
+            out = engine(feats[:, :n], torch.ones(1))
+            assert torch.allclose(out, model(feats[:, :n]), atol=1e-4), n
+    assert engine.shapes == {(1, 3 * multiple, 80), (1, 4 * multiple, 80)}
 
 
 def test_graph_engines_give_an_utterance_the_same_bits_in_any_batch():
@@ -324,7 +350,8 @@ def test_graph_engines_give_an_utterance_the_same_bits_in_any_batch():
 
     torch.manual_seed(0)
     model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    engine = OrtERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)), threads=1)
+    graph = onnx_graph(model, torch.randn(1, 50, 80), lengths=torch.ones(1))
+    engine = OrtERes2Net(model, graph, threads=1)
     feats = torch.randn(3, 70, 80)
     alone = engine(feats[:1], torch.ones(1))
     for batch in (feats, feats[:2]):

@@ -416,7 +416,7 @@ def _graph_fast_path(
 
     folded = fold_batchnorms(copy.deepcopy(model)).cpu()
     example = torch.randn(1, example_frames, model.feat_dim)
-    graph = onnx_graph(folded, example)
+    graph = onnx_graph(folded, example, lengths=torch.ones(1))
     if precision == "int8":
         limit = int(settings.default("int8_calibration_utterances"))
         feats = list(calibration_feats)[:limit]
@@ -482,7 +482,7 @@ def _float_fast_path(
 
 def optimize_for_inference(
     model: ERes2Net,
-    example_frames: int = 300,
+    example_frames: int = 128,
     *,
     precision: str = "auto",
     min_cosine: float = 0.9999,

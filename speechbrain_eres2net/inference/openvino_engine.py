@@ -105,7 +105,8 @@ class OpenVINOERes2Net(GraphERes2Net):
     >>> from speechbrain_eres2net import ERes2Net
     >>> from speechbrain_eres2net.inference.onnx_engine import onnx_graph
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    >>> ov_model = OpenVINOERes2Net(model, onnx_graph(model, torch.randn(1, 50, 80)))
+    >>> graph = onnx_graph(model, torch.randn(1, 50, 80), lengths=torch.ones(1))
+    >>> ov_model = OpenVINOERes2Net(model, graph)
     >>> x = torch.randn(2, 60, 80)
     >>> ov_model(x, torch.tensor([1.0, 0.5])).shape
     torch.Size([2, 1, 192])
@@ -127,19 +128,21 @@ class OpenVINOERes2Net(GraphERes2Net):
         # One request, reused: a SpeakerEmbedder embeds batches one by one.
         self.request = self.compiled.create_infer_request()
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         shape = tuple(x.shape)
         if shape not in self.shapes:
             # The compiled model holds kernels for every shape it has run
-            # (memory grows with the distinct lengths of a corpus): a fresh
-            # one forgets them (hparams/verification.yaml,
-            # openvino_lengths_kept).
+            # (memory grows with the distinct shapes): a fresh one forgets
+            # them (hparams/verification.yaml, openvino_lengths_kept).
             if len(self.shapes) >= self.lengths_kept:
                 del self.request, self.compiled
                 self._compile()
                 self.shapes.clear()
                 self.recompiles += 1
             self.shapes.add(shape)
-        feed = x.detach().float().cpu().contiguous().numpy()
-        out = self.request.infer({0: feed})[self.compiled.output(0)]
+        feed = {
+            0: x.detach().float().cpu().contiguous().numpy(),
+            1: lengths.float().numpy(),
+        }
+        out = self.request.infer(feed)[self.compiled.output(0)]
         return torch.from_numpy(out.copy())
