@@ -224,6 +224,7 @@ def test_extraction_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
         "1 process x 1 thr (files/s)",
         "torchrun --nproc_per_node=2, 1 thr each (files/s)",
         "--num-workers 2 (files/s)",
+        "--precision int8 (opt-in) (files/s)",
         "eres2net embed start-up",
         "streaming + resume machinery cost",
         "resumed after SIGKILL at 50%",
