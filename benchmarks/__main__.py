@@ -142,7 +142,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--extraction-model",
         default=None,
         help="model folder for the throughput and resume rows of the extraction "
-        "section (skipped without one)",
+        "section (skipped without one); random-base: ERes2Net-base with random "
+        "weights, built for the run",
     )
     parser.add_argument(
         "--extraction-files",

@@ -2,7 +2,9 @@
 
 Section ``extraction`` of ``python -m benchmarks``. Parts 1 and 3 need a
 model folder (``--extraction-model``) and realspk; part 2 needs realspk;
-part 4 needs nothing. Every figure comes from the run that prints it:
+part 4 needs nothing (``--extraction-model random-base`` builds an
+ERes2Net-base folder with random weights for the run). Every figure comes
+from the run that prints it:
 
 1. **Throughput.** Files/s of the whole command ``eres2net embed --model
    FOLDER <list> --out X.npz --vad off --no-progress`` over realspk train +
@@ -43,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -80,6 +83,10 @@ EMBEDDING_SIZE = 192
 # The tiny random model of the memory rows: the writer and the merge are
 # measured, not the network.
 TINY_MODEL = {"m_channels": 8, "num_blocks": [1, 1, 1, 1]}
+# ``--extraction-model random-base``: ERes2Net-base (the lobe's defaults,
+# 6.6 M parameters) with random weights, built for the run, so that anyone
+# can rerun the throughput and resume rows without a trained model.
+RANDOM_BASE = "random-base"
 COMMAND_TIMEOUT_S = 3600.0
 PARTS = ("throughput", "machinery", "resume", "memory", "scoring")
 
@@ -568,16 +575,17 @@ def machinery_rows(model: str, folder: Path, files: list[Path], sizes: Sizes, th
     ]
 
 
-def tiny_model_folder(out: Path, seed: int = 0) -> Path:
-    """A model folder of a tiny random ERes2Net (Kaldi fbank front end),
-    written and checked by the package's own :func:`write_model_folder`."""
+def random_model_folder(out: Path, config: dict, title: str, seed: int = 0) -> Path:
+    """A model folder of a random ERes2Net of ``config`` (Kaldi fbank front
+    end), written and checked by the package's own :func:`write_model_folder`:
+    speed and memory do not depend on the weights."""
     from speechbrain_eres2net import ERes2Net
     from speechbrain_eres2net.export.card import ModelCard
     from speechbrain_eres2net.export.import_3dspeaker import kaldi_front_end_nodes
     from speechbrain_eres2net.export.model_folder import write_model_folder
     from speechbrain_eres2net.export.yaml_nodes import new_node
 
-    config = {"feat_dim": 80, "embedding_size": EMBEDDING_SIZE, **TINY_MODEL}
+    config = {"feat_dim": 80, "embedding_size": EMBEDDING_SIZE, **config}
     torch.manual_seed(seed)
     model = ERes2Net(**config).eval()
     nodes = {
@@ -585,9 +593,9 @@ def tiny_model_folder(out: Path, seed: int = 0) -> Path:
         "embedding_model": new_node("speechbrain_eres2net.ERes2Net", **config),
     }
     card = ModelCard(
-        title="Tiny random ERes2Net (benchmark only)",
+        title=f"{title} (benchmark only)",
         training_data="none: random weights",
-        notes=["For measuring the embedding machinery; its embeddings mean nothing."],
+        notes=["For measuring speed and memory; its embeddings mean nothing."],
     )
     return write_model_folder(out, nodes, {"embedding_model": model}, card)
 
@@ -606,7 +614,9 @@ def tile_links(folder: Path, sources: Sequence[Path], count: int) -> list[Path]:
 
 def memory_rows(folder: Path, sizes: Sizes, threads: int) -> list[Row]:
     """Part 2: peak RSS of the command, large tiled corpus vs small one."""
-    model = tiny_model_folder(folder / "tiny_model")
+    model = random_model_folder(
+        folder / "tiny_model", TINY_MODEL, "Tiny random ERes2Net"
+    )
     small, large = sizes.tiled
     links = tile_links(folder / "tiled", realspk_paths(), large)
     results = {}
@@ -808,7 +818,8 @@ def bench_extraction(
     Arguments
     ---------
     model : str, optional
-        Model folder of the throughput and resume rows (skipped without one).
+        Model folder of the throughput and resume rows (skipped without one),
+        or :data:`RANDOM_BASE` for ERes2Net-base with random weights.
     quick : bool
         Tiny sizes (:data:`QUICK`) for a smoke run.
     threads : int
@@ -833,39 +844,51 @@ def bench_extraction(
     have_corpus = all(
         (REALSPK / name).is_file() for name in ("train_list.txt", "dev_list.txt")
     )
-    rows: list[Row] = []
-    parts: list[tuple[str, Callable[[Path], list[Row]]]] = []
-    if model is None:
-        rows.append(
-            Row(
-                SECTION,
-                "eres2net embed throughput, machinery cost, resume",
-                None,
-                note="skipped: no model folder (--extraction-model)",
+    with contextlib.ExitStack() as stack:
+        rows: list[Row] = []
+        parts: list[tuple[str, Callable[[Path], list[Row]]]] = []
+        if model is None:
+            rows.append(
+                Row(
+                    SECTION,
+                    "eres2net embed throughput, machinery cost, resume",
+                    None,
+                    note="skipped: no model folder (--extraction-model)",
+                )
             )
-        )
-    elif have_corpus:
-        files = realspk_paths(sizes.files)
-        few = min(len(files), sizes.machinery_files)
-        parts += [
-            ("throughput", lambda d: throughput_rows(model, d, files, threads)),
-            (
-                "machinery",
-                lambda d: machinery_rows(model, d, realspk_paths(few), sizes, threads),
-            ),
-            ("resume", lambda d: resume_rows(model, d, files, threads)),
-        ]
-    if have_corpus:
-        parts.append(("memory", lambda d: memory_rows(d, sizes, threads)))
-    else:
-        rows.append(
-            Row(
-                SECTION,
-                "eres2net embed throughput, machinery cost, resume, memory",
-                None,
-                note=f"skipped: {REALSPK} absent (train_list.txt, dev_list.txt)",
+        elif have_corpus:
+            if model == RANDOM_BASE:
+                model = str(
+                    random_model_folder(
+                        Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                        / "model",
+                        {},
+                        "ERes2Net-base, random weights",
+                    )
+                )
+            files = realspk_paths(sizes.files)
+            few = min(len(files), sizes.machinery_files)
+            parts += [
+                ("throughput", lambda d: throughput_rows(model, d, files, threads)),
+                (
+                    "machinery",
+                    lambda d: machinery_rows(
+                        model, d, realspk_paths(few), sizes, threads
+                    ),
+                ),
+                ("resume", lambda d: resume_rows(model, d, files, threads)),
+            ]
+        if have_corpus:
+            parts.append(("memory", lambda d: memory_rows(d, sizes, threads)))
+        else:
+            rows.append(
+                Row(
+                    SECTION,
+                    "eres2net embed throughput, machinery cost, resume, memory",
+                    None,
+                    note=f"skipped: {REALSPK} absent (train_list.txt, dev_list.txt)",
+                )
             )
-        )
-    parts.append(("scoring", lambda d: scoring_rows(d, sizes, seed)))
-    rows += run_parts(SECTION, [p for p in parts if only is None or p[0] in only])
+        parts.append(("scoring", lambda d: scoring_rows(d, sizes, seed)))
+        rows += run_parts(SECTION, [p for p in parts if only is None or p[0] in only])
     return rows

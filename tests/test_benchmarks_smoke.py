@@ -184,9 +184,9 @@ def test_extraction_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
     """The extraction section, quick, on a tiny random model folder."""
     import math
 
-    from benchmarks.extraction import tiny_model_folder
+    from benchmarks.extraction import TINY_MODEL, random_model_folder
 
-    folder = tiny_model_folder(tmp_path / "model")
+    folder = random_model_folder(tmp_path / "model", TINY_MODEL, "Tiny ERes2Net")
     out = tmp_path / "extraction.json"
     process = subprocess.run(
         [
