@@ -168,7 +168,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--device",
         default="cpu",
         choices=("cpu", "cuda"),
-        help="cuda also runs the GPU training rows (needs CUDA)",
+        help="cuda runs the GPU training rows instead of the CPU ones (needs CUDA)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -250,16 +250,17 @@ def run_section(name: str, args: argparse.Namespace) -> list:
     if name == "training":
         from .training import bench_cpu, bench_gpu
 
-        rows = bench_cpu(
+        if args.device == "cuda":
+            # The GPU rows' reference is the official model on the same GPU;
+            # the CPU rows belong to the CPU result files.
+            return bench_gpu(batch=max(args.train_batch, 2), frames=args.train_frames)
+        return bench_cpu(
             args.train_batch,
             args.train_frames,
             args.train_steps,
             threads[-1],
             rounds=1 if args.quick else 3,
         )
-        if args.device == "cuda":
-            rows += bench_gpu(batch=max(args.train_batch, 2), frames=args.train_frames)
-        return rows
     if name == "evaluation":
         from .evaluation import bench_metrics
 
