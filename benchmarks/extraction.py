@@ -257,6 +257,27 @@ def compare_npz(first: Path, second: Path) -> tuple[int, int, float]:
     return in_place, len(keys_a), diff
 
 
+def min_cosine_npz(first: Path, second: Path) -> float:
+    """The worst cosine between the embeddings two ``.npz`` files hold for
+    the keys of ``first`` (every one must be in ``second``).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> np.savez(folder / "a.npz", u=np.array([1.0, 0.0]), v=np.array([0.0, 2.0]))
+    >>> np.savez(folder / "b.npz", v=np.array([0.0, 1.0]), u=np.array([1.0, 1.0]))
+    >>> round(min_cosine_npz(folder / "a.npz", folder / "b.npz"), 4)
+    0.7071
+    """
+    with np.load(first) as a, np.load(second) as b:
+        keys = list(a.files)
+        x = np.stack([a[k].ravel() for k in keys])
+        y = np.stack([b[k].ravel() for k in keys])
+    cos = np.sum(x * y, 1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+    return float(cos.min())
+
+
 def cpu_capability() -> str:
     """``torch.backends.cpu.get_cpu_capability()`` (the kernels' ISA)."""
     return str(torch.backends.cpu.get_cpu_capability())

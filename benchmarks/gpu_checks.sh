@@ -2,9 +2,9 @@
 # The CUDA checks, as one script for a GPU machine that has the package and
 # its dependencies installed (pip install -e ".[dev]"). Writes under OUT
 # (default ./gpu_checks): the CUDA-marked tests' log, the GPU training rows
-# (results_training_gpu.json) and embed_cuda.json, the agreement of
-# `eres2net embed` on CUDA with the CPU eager fp32 model on the CUDA quickstart's
-# model and corpus.
+# (results_training_gpu.json) and results_embed_cuda.json, the agreement of
+# `eres2net embed` on CUDA with the CPU eager fp32 model on the CUDA
+# quickstart's model and corpus.
 #
 #   bash benchmarks/gpu_checks.sh
 set -u
@@ -44,23 +44,24 @@ if [ -n "$run" ]; then
     timeout 120 torchrun --nproc_per_node 1 -m speechbrain_eres2net.cli embed \
         --model "$run/model" --device cuda --precision fp32 --vad off --no-progress \
         --out $e/torchrun.npz "$data/wav" 2>&1 | tail -3
-    python3 - "$e" "$OUT/embed_cuda.json" <<'EOF'
+    python3 - "$e" "$OUT/results_embed_cuda.json" <<'EOF'
 import json, sys
-import numpy as np
-folder, out = sys.argv[1:]
-ref = np.load(f"{folder}/cpu_eager.npz")
+from pathlib import Path
+from benchmarks.extraction import min_cosine_npz, npz_keys
+folder, out = Path(sys.argv[1]), sys.argv[2]
+ref = folder / "cpu_eager.npz"
 rows = {}
 for name in ("cuda_fp32", "cuda_auto", "torchrun"):
-    try:
-        got = np.load(f"{folder}/{name}.npz")
-    except OSError as error:
-        rows[name] = str(error)
+    got = folder / f"{name}.npz"
+    if not got.is_file():
+        rows[name] = f"{got} was not written"
         continue
-    cos = [float(np.dot(ref[k].ravel(), got[k].ravel())
-                 / np.linalg.norm(ref[k]) / np.linalg.norm(got[k])) for k in ref.files]
-    rows[name] = {"files": len(ref.files), "same_keys": sorted(ref.files) == sorted(got.files),
-                  "min_cosine_to_cpu_eager_fp32": min(cos)}
+    rows[name] = {
+        "files": len(npz_keys(ref)),
+        "same_keys": sorted(npz_keys(ref)) == sorted(npz_keys(got)),
+        "min_cosine_to_cpu_eager_fp32": min_cosine_npz(ref, got),
+    }
 print(json.dumps(rows, indent=1))
-json.dump(rows, open(out, "w"), indent=1)
+Path(out).write_text(json.dumps(rows, indent=1))
 EOF
 fi
