@@ -376,3 +376,31 @@ def test_a_batch_never_changes_an_utterance_s_normalised_features():
             long = torch.randn(short.shape[0] + 160 * (frames - 245)) * 0.1
             together = embedder.embed_batch([long, short])[1]
             assert torch.allclose(alone, together, atol=1e-6), frames
+
+
+def test_a_batch_never_changes_the_embedding_of_a_lobe_that_sees_padding():
+    """SpeechBrain's ECAPA-TDNN convolutions see the padding (an embedding
+    moved by up to 0.47 in a resumed embed); the embedder runs a lobe that is
+    not ``padding_exact`` one utterance at a time, so its batches, and with
+    them a resumed or sharded embed, never change an embedding."""
+    import torch
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+    from speechbrain.processing.features import InputNormalization
+
+    from speechbrain_eres2net import KaldiFbank
+
+    torch.manual_seed(0)
+    lobe = ECAPA_TDNN(80, lin_neurons=16, channels=[32, 32, 32, 32, 96])
+    assert not getattr(lobe, "padding_exact", False)
+    embedder = SpeakerEmbedder(
+        KaldiFbank(mean_norm=False),
+        InputNormalization(norm_type="sentence", std_norm=False),
+        lobe,
+        vad="off",
+    )
+    short, long = torch.randn(16_000) * 0.1, torch.randn(48_000) * 0.1
+    with torch.no_grad():
+        alone = embedder.embed_batch([short])[0]
+        together = embedder.embed_batch([long, short])
+    assert together.shape == (2, 16)
+    assert torch.allclose(alone, together[1], atol=1e-6)

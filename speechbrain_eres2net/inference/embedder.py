@@ -6,7 +6,10 @@ different features (and, with the Kaldi front end, extra frames) than it
 gets alone. :class:`SpeakerEmbedder` computes the features of each
 utterance on its own samples, pads the features, and passes exact relative
 frame lengths to the normaliser and to the padding-aware ERes2Net: a batched
-embedding equals the utterance's embedding alone up to float rounding. It
+embedding equals the utterance's embedding alone up to float rounding. A
+lobe that does not say it is padding-exact (``padding_exact = True``, as
+ERes2Net does) runs each utterance alone, so no embedding depends on the
+files beside it in a batch. It
 loads any model folder (local or on the Hugging Face Hub) through
 SpeechBrain's own ``SpeakerRecognition.from_hparams`` and is what the
 ``eres2net`` command line uses.
@@ -135,7 +138,8 @@ class SpeakerEmbedder:
     embedding_model : nn.Module
         Any embedding lobe: ``(feats, lengths) -> (B, 1, E)``. Its feature
         size, embedding size and fewest frames are probed
-        (:func:`~speechbrain_eres2net.inference.probe.probe_model`).
+        (:func:`~speechbrain_eres2net.inference.probe.probe_model`). It gets
+        padded batches only if its ``padding_exact`` attribute is true.
     sample_rate : int
         Rate the model expects; files are resampled to it.
     threshold : float, optional
@@ -388,8 +392,10 @@ class SpeakerEmbedder:
 
         Each waveform gets its own features and their normalisation (so
         padding never changes them); features are padded and passed with
-        exact relative lengths.
+        exact relative lengths to a ``padding_exact`` lobe, and run one
+        utterance at a time through any other.
         """
+        whole = torch.ones(1, device=self.device)
         feats = []
         for i, wav in enumerate(wavs):
             if wav.dim() != 1:
@@ -410,8 +416,16 @@ class SpeakerEmbedder:
             # margin, which counts one padded frame into the statistics for
             # about one padded length in ten (245 frames padded to 370:
             # 246), so the batch would change the embedding.
-            whole = torch.ones(1, device=self.device)
             feats = [self.mean_var_norm(f.unsqueeze(0), whole)[0] for f in feats]
+        if not getattr(self.embedding_model, "padding_exact", False):
+            # SpeechBrain's ECAPA-TDNN convolutions see the padding: next to
+            # a longer utterance an embedding moved by up to 0.47 (cosine
+            # 0.9993, a resumed embed against a straight one), so such a
+            # lobe runs each utterance alone and a resumed or sharded embed
+            # equals an uninterrupted one.
+            return torch.cat(
+                [self.embedding_model(f.unsqueeze(0), whole).squeeze(1) for f in feats]
+            )
         frames = torch.tensor([f.shape[0] for f in feats], device=self.device)
         padded = nn.utils.rnn.pad_sequence(feats, batch_first=True)
         lengths = frames.float() / padded.shape[1]

@@ -158,6 +158,8 @@ class FastERes2Net(nn.Module):
     torch.Size([2, 1, 192])
     """
 
+    padding_exact = True  # as the ERes2Net it wraps
+
     def __init__(self, folded: ERes2Net, bf16: bool = False) -> None:
         super().__init__()
         self.model = folded

@@ -310,6 +310,7 @@ class GraphERes2Net(nn.Module):
     """
 
     engine = ""
+    padding_exact = True  # each utterance runs alone, at its own shape
 
     def __init__(
         self,

@@ -255,6 +255,10 @@ class ERes2Net(nn.Module):
     torch.Size([3, 1, 192])
     """
 
+    # With lengths, batching never changes an embedding: SpeakerEmbedder
+    # batches only lobes that say so.
+    padding_exact = True
+
     def __init__(
         self,
         feat_dim: int = 80,
