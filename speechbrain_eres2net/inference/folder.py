@@ -1,9 +1,11 @@
 """Loading model folders (local or Hub) with SpeechBrain's ``SpeakerRecognition``.
 
 A folder's ``hyperparams.yaml`` names the code that builds its model, and
-HyperPyYAML runs it while loading; every tag is checked against the
-allow-list ``model_folder_trusted_targets`` of ``verification.yaml`` before
-anything is built, unless the caller trusts the folder (``trust_code``).
+HyperPyYAML runs it while loading; unless the caller trusts the folder
+(``trust_code``), the text is read once, checked against the allow-list
+``model_folder_trusted_targets`` of ``verification.yaml`` (:mod:`.yaml_guard`)
+and that same text is loaded; its Pretrainer then reads only the folder's own
+files, weights only (:mod:`.checkpoint_guard`). See docs/security.md.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -11,20 +13,24 @@ Authors
 
 from __future__ import annotations
 
-import inspect
+import io
 import logging
-import pydoc
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from ..paths import PathLike
-from ..settings import default
+from .checkpoint_guard import check_pretrainer_paths, use_weights_only_hooks
+from .yaml_guard import (  # noqa: F401 (the names callers import from here)
+    OVERRIDE,
+    ModelFolderError,
+    UntrustedModelError,
+    check_hyperparams,
+    is_trusted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,192 +38,9 @@ HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 HPARAMS_FILE = "hyperparams.yaml"
 
-# HyperPyYAML tags whose values are data: references, copies, tuples.
-DATA_TAGS = frozenset({"!ref", "!copy", "!tuple", "!PLACEHOLDER"})
-# YAML's own types; any other ``!!`` tag (``!!python/object/apply:...``) runs
-# code in the PyYAML loader SpeechBrain uses.
-CORE_TAGS = frozenset(
-    f"tag:yaml.org,2002:{kind}"
-    for kind in (
-        *("str", "int", "float", "bool", "null", "binary", "timestamp"),
-        *("seq", "map", "set", "omap", "pairs"),
-    )
-)
-# Tags that import a dotted target; plain allow-list entries cover them.
-IMPORT_TAGS = ("!new:", "!name:", "!module:")
-# Tags that call a function or read another file: only an entry that names
-# the tag and the exact target (``!apply:pkg.func``) covers them.
-CALL_TAGS = ("!apply:", "!applyref:", "!include:")
-OVERRIDE = (
-    "(model_folder_trusted_targets in verification.yaml); pass "
-    "--trust-model-code (trust_code=True) only for a folder you trust"
-)
-
-
-class UntrustedModelError(ValueError):
-    """A model folder's ``hyperparams.yaml`` names code outside the allow-list."""
-
 
 class UnreachableModelError(OSError):
     """A model source is neither a local folder nor a reachable Hub repo."""
-
-
-def is_trusted(tag: str, target: str, trusted: Sequence[str]) -> bool:
-    """Whether an allow-list entry covers ``<tag><target>``.
-
-    An entry ending with ``.`` covers every target it starts, any other entry
-    the target it equals; both cover the importing tags (``!new:``,
-    ``!name:``, ``!module:``). An entry that starts with ``!`` covers that
-    tag and target exactly, and is the only kind that covers ``!apply:``,
-    ``!applyref:`` and ``!include:``.
-
-    Example
-    -------
-    >>> is_trusted("!new:", "torch.nn.Linear", ["torch.nn."])
-    True
-    >>> is_trusted("!apply:", "torch.nn.Linear", ["torch.nn."])
-    False
-    >>> is_trusted("!apply:", "pkg.make", ["!apply:pkg.make"])
-    True
-    """
-    for entry in trusted:
-        if entry.startswith("!"):
-            if entry == f"{tag}{target}":
-                return True
-        elif tag in IMPORT_TAGS and (
-            target.startswith(entry) if entry.endswith(".") else target == entry
-        ):
-            return True
-    return False
-
-
-def _defined_as(target: str) -> Optional[str]:
-    """Where the object ``target`` names is defined (``module.qualname``).
-
-    A name may reach another module through an attribute (``pkg.mod.os.system``
-    is ``posix.system``); this is what the allow-list checks it by too. Only
-    called on targets the allow-list covers, so only their modules import.
-    None when nothing of that name exists (SpeechBrain then says so); an
-    object that is no class, function or module is described by its type.
-    """
-    try:
-        obj = pydoc.locate(target)
-    except pydoc.ErrorDuringImport:
-        return None
-    if obj is None:
-        return None
-    if inspect.ismodule(obj):
-        return obj.__name__
-    module = getattr(obj, "__module__", None)
-    qualname = getattr(obj, "__qualname__", None)
-    if isinstance(module, str) and isinstance(qualname, str):
-        return f"{module}.{qualname}"
-    return f"a {type(obj).__name__} object"
-
-
-def tagged_nodes(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """``(key path, tag)`` of every tagged node of a round-trip YAML tree.
-
-    Mappings (their keys too), sequences and sets are walked; a node reached
-    again through an alias is listed once.
-
-    Example
-    -------
-    >>> from ruamel.yaml import YAML
-    >>> tree = YAML(typ="rt").load("a: !new:x.Y {b: [1, !name:os.system ]}")
-    >>> list(tagged_nodes(tree))
-    [('a', '!new:x.Y'), ('a.b[1]', '!name:os.system')]
-    """
-    yield from _walk(node, path, set())
-
-
-def _walk(node: Any, path: str, seen: set[int]) -> Iterator[tuple[str, str]]:
-    tag = getattr(getattr(node, "tag", None), "value", None)
-    if tag:
-        yield path, tag
-    if not isinstance(node, (Mapping, list, AbstractSet)) or id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            yield from _walk(key, f"{path}.<key>" if path else "<key>", seen)
-            yield from _walk(value, where, seen)
-    else:
-        for i, value in enumerate(node):
-            yield from _walk(value, f"{path}[{i}]", seen)
-
-
-def _refusal(tag: str, trusted: Sequence[str]) -> Optional[str]:
-    """Why a tag may not load, or None when it may."""
-    if tag in DATA_TAGS or tag in CORE_TAGS:
-        return None
-    kind = next((k for k in (*IMPORT_TAGS, *CALL_TAGS) if tag.startswith(k)), None)
-    shown = tag.replace("tag:yaml.org,2002:", "!!")
-    if kind is None:
-        return (
-            f"uses the tag {shown}, which is neither HyperPyYAML data nor on the "
-            "allow-list of trusted targets"
-        )
-    target = tag[len(kind) :]
-    if not is_trusted(kind, target, trusted):
-        return f"uses {shown}, which is not on the allow-list of trusted targets"
-    if kind != "!include:":
-        defined = _defined_as(target)
-        if defined not in (None, target) and not is_trusted(kind, defined, trusted):
-            return (
-                f"uses {shown}, which is {defined}, not on the allow-list of "
-                "trusted targets"
-            )
-    return None
-
-
-def check_hyperparams(
-    text: str, name: str, trusted: Optional[Sequence[str]] = None
-) -> None:
-    """Refuses a ``hyperparams.yaml`` whose tags name untrusted code.
-
-    HyperPyYAML runs what its tags name while it loads; here every tag is
-    checked first, without running anything: data tags (``!ref``, ``!copy``,
-    ``!tuple``, ``!PLACEHOLDER``) pass, ``!new:``/``!name:``/``!module:``
-    targets (and where they are defined) must be on the allow-list
-    (:func:`is_trusted`), and any other tag is refused.
-
-    Arguments
-    ---------
-    text : str
-        The YAML text.
-    name : str
-        The file, named in the error.
-    trusted : sequence of str, optional
-        Allow-list; default ``model_folder_trusted_targets`` of
-        ``hparams/verification.yaml``.
-
-    Raises
-    ------
-    UntrustedModelError
-        One line naming the file, the key, the tag and the way round it.
-
-    Example
-    -------
-    >>> check_hyperparams("lin: !new:torch.nn.Linear [2, 2]", "m/hyperparams.yaml")
-    >>> check_hyperparams("x: !apply:os.system [ls]", "m/hyperparams.yaml")
-    ... # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    speechbrain_eres2net.inference.folder.UntrustedModelError: m/hyperparams.yaml: \
-'x' uses !apply:os.system, which is not on the allow-list of trusted targets ...
-    """
-    from ruamel.yaml import YAML
-
-    if trusted is None:
-        trusted = default("model_folder_trusted_targets")
-    for path, tag in tagged_nodes(YAML(typ="rt").load(text)):
-        why = _refusal(tag, trusted)
-        if why is not None:
-            raise UntrustedModelError(
-                f"{name}: '{path or '(document)'}' {why} {OVERRIDE}"
-            )
 
 
 def _looks_local(source: str) -> bool:
@@ -391,9 +214,14 @@ def load_model_folder(
     """Loads a model folder with SpeechBrain's ``SpeakerRecognition``.
 
     Its ``hyperparams.yaml`` names the code that builds the model, and
-    HyperPyYAML runs it: unless ``trust_code``, every tag is checked against
-    ``model_folder_trusted_targets`` of ``verification.yaml`` first
-    (:func:`check_hyperparams`), before anything is built.
+    HyperPyYAML runs it. Unless ``trust_code``, the file is read once, checked
+    (:func:`~.yaml_guard.check_hyperparams`: every tag against
+    ``model_folder_trusted_targets`` of ``verification.yaml``, tuple texts,
+    references) before anything is built, and that same text is loaded; the
+    Pretrainer then reads only the folder's own files
+    (:func:`~.checkpoint_guard.check_pretrainer_paths`), with
+    ``torch.load(weights_only=True)``. A Hub id is checked and loaded at the
+    same commit.
 
     Arguments
     ---------
@@ -405,7 +233,8 @@ def load_model_folder(
     device : str
         Torch device for the modules.
     trust_code : bool
-        Load whatever the folder names (only for a folder you trust).
+        Load whatever the folder names, as SpeechBrain's ``from_hparams``
+        does (only for a folder you trust).
 
     Returns
     -------
@@ -414,7 +243,9 @@ def load_model_folder(
     Raises
     ------
     UntrustedModelError
-        The folder names code outside the allow-list.
+        The folder names code outside the allow-list, or files outside itself.
+    ModelFolderError
+        The folder's YAML is no model folder's (one line).
     FileNotFoundError, UnreachableModelError
         No such local folder, or a Hub id that cannot be fetched.
     """
@@ -423,13 +254,75 @@ def load_model_folder(
 
     where = model_source(source)
     hparams, revision = _hparams_to_load(where, savedir)
-    if not trust_code:
-        check_hyperparams(hparams.read_text(encoding="utf-8"), _shown(hparams, where))
-    return SpeakerRecognition.from_hparams(
-        source=str(where),
-        savedir=None if savedir is None else str(savedir),
-        run_opts={"device": device},
-        fetch_config=FetchConfig(revision=revision),
+    fetch_config = FetchConfig(revision=revision)
+    if trust_code:
+        return SpeakerRecognition.from_hparams(
+            source=str(where),
+            savedir=None if savedir is None else str(savedir),
+            run_opts={"device": device},
+            fetch_config=fetch_config,
+        )
+    shown = _shown(hparams, where)
+    if isinstance(where, Path) and not (where / HPARAMS_FILE).resolve().is_relative_to(
+        where.resolve()
+    ):
+        raise UntrustedModelError(
+            f"{shown}: is a link to a file outside the folder {OVERRIDE}"
+        )
+    # Read once: the text checked is the text loaded (no second read that
+    # could find another file).
+    text = hparams.read_text(encoding="utf-8")
+    check_hyperparams(text, shown)
+    return _load_checked(where, text, shown, savedir, device, fetch_config)
+
+
+def _load_checked(
+    where: Union[Path, str],
+    text: str,
+    shown: str,
+    savedir: Optional[PathLike],
+    device: str,
+    fetch_config,
+):
+    """SpeechBrain's ``pretrained_from_hparams`` on checked text, files checked.
+
+    Not SpeechBrain's function itself: it reads the YAML file again (the text
+    loaded could then differ from the text checked) and lets the Pretrainer
+    fetch and unpickle before its paths can be looked at.
+    """
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.inference.speaker import SpeakerRecognition
+    from speechbrain.utils.fetching import LocalStrategy, fetch
+
+    if savedir is not None:
+        # As SpeechBrain does: savedir holds a link to the folder's YAML.
+        fetch(
+            HPARAMS_FILE,
+            source=str(where),
+            savedir=savedir,
+            local_strategy=LocalStrategy.SYMLINK,
+            fetch_config=fetch_config,
+        )
+    hparams = load_hyperpyyaml(io.StringIO(text), {}, True)
+    missing = [key for key in ("modules", "pretrainer") if key not in hparams]
+    if missing:
+        raise ModelFolderError(
+            f"{shown}: has no {' or '.join(repr(k) for k in missing)}, which a "
+            "model folder names"
+        )
+    hparams["savedir"] = savedir
+    pretrainer = hparams["pretrainer"]
+    check_pretrainer_paths(pretrainer, where, shown)
+    use_weights_only_hooks(pretrainer, shown)
+    pretrainer.set_collect_in(savedir)
+    pretrainer.collect_files(
+        default_source=str(where),
+        local_strategy=LocalStrategy.SYMLINK,
+        fetch_config=fetch_config,
+    )
+    pretrainer.load_collected()
+    return SpeakerRecognition(
+        modules=hparams["modules"], hparams=hparams, run_opts={"device": device}
     )
 
 
