@@ -25,6 +25,11 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
   actDCF of dev trials wrapped in 5-20 s of silence or noise (vad trim /
   check / off), EER and Cllr of speech cut to 0.5-4 s, VAD cost per 10 s,
   peak RSS of a 1-hour file vs a 1-minute one.
+* ``speech``     the speech handling default: candidates (off, check, trim
+  all pauses, trim edges or long pauses only) on realspk dev trials clean,
+  wrapped in silence or noise, cut to 1-2 s, each against the same model with
+  vad off on clean trials (``--speech-models``; skipped without), and the
+  default's refusals of non-speech and of real speech.
 * ``extraction`` embedding at scale: files/s of ``eres2net embed`` over
   realspk (1 process, torchrun x 2, ``--num-workers 2``) vs SpeechBrain's
   per-file loop, the cost of streaming + resume, peak RSS over 20,000 vs
@@ -68,6 +73,7 @@ SECTIONS = (
     "evaluation",
     "dataprep",
     "robustness",
+    "speech",
     "extraction",
     "identification",
 )
@@ -125,6 +131,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--robustness-model",
         default=None,
         help="model folder for the robustness section (skipped without one)",
+    )
+    parser.add_argument(
+        "--speech-models",
+        default=None,
+        metavar="NAME=DIR,...",
+        help="speech section: model folders trained on realspk without trimming, "
+        "e.g. ERes2Net=DIR,ECAPA-TDNN=DIR (skipped without)",
+    )
+    parser.add_argument(
+        "--speech-trained-alike",
+        default=None,
+        metavar="NAME=DIR,...",
+        help="speech section: the same models trained with the old trim-all "
+        "handling (NAME as in --speech-models)",
     )
     parser.add_argument(
         "--robustness-trials",
@@ -278,6 +298,15 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             threads=threads[-1],
             trials=args.robustness_trials or None,
             minutes=_floats(args.robustness_minutes),
+        )
+    if name == "speech":
+        from .speech import bench_speech
+
+        return bench_speech(
+            args.speech_models,
+            args.speech_trained_alike,
+            quick=args.quick,
+            threads=threads[-1],
         )
     if name == "extraction":
         from .extraction import bench_extraction

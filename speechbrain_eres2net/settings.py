@@ -47,6 +47,8 @@ SETTING_KEYS = (
     "vad_min_speech_seconds",
     "vad_min_silence_seconds",
     "vad_pad_seconds",
+    "trim_min_pause_seconds",
+    "trim_pad_seconds",
     "window_seconds",
     "model_folder_trusted_targets",
 )

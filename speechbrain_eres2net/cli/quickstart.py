@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from ..dataio.files import write_text_atomic
 from ..dataio.speaker_csv import read_speaker_csv
+from ..dataio.speech_handling import SpeechHandling
 from ..dataio.synthetic import make_corpus
 from ..dataio.voxceleb_prepare import CSV_COLUMNS, prepare_voxceleb, write_csv_atomic
 from ..evaluation.pipeline import evaluate_embedder
@@ -80,7 +81,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--vad",
         choices=("trim", "check", "off"),
-        help="speech detection when scoring and calibrating (default: off on the "
+        help="speech handling of the training crops, the scoring and the exported "
+        "folder (default: off on the "
         "built-in corpus, whose source-filter voices a VAD trained on real speech "
         "does not take for speech; vad of hparams/verification.yaml otherwise)",
     )
@@ -123,16 +125,16 @@ def score(
     data_folder: Path,
     out: Path,
     device: str,
-    vad: Optional[str],
 ):
-    """Evaluates the trial list with the modules of the training YAML."""
+    """Evaluates the trial list with the modules of the training YAML, under
+    the speech handling the training data pipeline applied."""
     embedder = SpeakerEmbedder(
         hparams["compute_features"],
         hparams["mean_var_norm"],
         hparams["embedding_model"],
         sample_rate=int(hparams["sample_rate"]),
         device=device,
-        vad=vad,
+        speech=SpeechHandling.resolve(hparams),
     )
     return evaluate_embedder(embedder, trials, data_folder, out, progress=True)
 
@@ -170,6 +172,9 @@ def run(args: argparse.Namespace) -> dict:
     }
     if args.epochs:
         overrides["number_of_epochs"] = args.epochs
+    if vad:
+        # Training crops, scoring and the exported folder alike.
+        overrides["vad"] = vad
     overrides.update(parse_overrides(args.override))
     hparams = recipe.load_hparams(yaml_file, overrides)
 
@@ -185,7 +190,7 @@ def run(args: argparse.Namespace) -> dict:
     params = sum(p.numel() for p in hparams["embedding_model"].parameters())
 
     print("[3/6] Scoring the trials with the UNTRAINED model ...", flush=True)
-    untrained = score(hparams, trials, data_folder, out / "untrained", args.device, vad)
+    untrained = score(hparams, trials, data_folder, out / "untrained", args.device)
 
     print(f"[4/6] Training ({params / 1e6:.2f} M parameters) ...", flush=True)
     train_start = time.time()
@@ -193,9 +198,7 @@ def run(args: argparse.Namespace) -> dict:
     train_time = time.time() - train_start
 
     print("[5/6] Scoring the trials with the trained model ...", flush=True)
-    trained = score(
-        hparams, trials, data_folder, out / "verification", args.device, vad
-    )
+    trained = score(hparams, trials, data_folder, out / "verification", args.device)
 
     exported = None
     if not args.no_export:
@@ -214,7 +217,6 @@ def run(args: argparse.Namespace) -> dict:
                 # published with the card.
                 training_data=dataset_name,
                 eval_dataset=dataset_name,
-                vad=vad,
             )
         )
     summary = {

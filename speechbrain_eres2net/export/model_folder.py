@@ -28,6 +28,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from ..dataio.files import atomic_folder
+from ..dataio.speech_handling import SpeechHandling
 from ..evaluation.decisions import CALIBRATION_FILE
 from ..evaluation.pipeline import (
     evaluate_trials,
@@ -65,8 +66,14 @@ def inference_yaml(
     loadables: list[str],
     sample_rate: int,
     threshold: Optional[float],
+    speech: Optional[SpeechHandling] = None,
 ) -> str:
-    """The ``hyperparams.yaml`` text of a model folder."""
+    """The ``hyperparams.yaml`` text of a model folder.
+
+    ``speech`` is recorded as plain entries (``vad``, ``vad_pad_seconds``,
+    ...): the speech handling the model was trained and calibrated with,
+    which :meth:`SpeakerEmbedder.from_recognizer` applies by default.
+    """
     modules = [k for k in MODULE_KEYS if k in nodes]
     head = (
         "# Speaker-embedding model folder, written by speechbrain-eres2net.\n"
@@ -80,6 +87,10 @@ def inference_yaml(
         # README.md; null when no trials were scored at export.
         "verification_threshold": threshold,
     }
+    if speech is not None:
+        # The speech handling the model was trained and calibrated with;
+        # eres2net commands apply it unless told otherwise.
+        settings.update(speech.as_dict())
     body = dump_yaml(settings) + "\n" + dump_yaml({k: nodes[k] for k in modules})
     body += "\nmodules:\n" + "".join(f"    {k}: !ref <{k}>\n" for k in modules)
     if "label_encoder" in loadables:
@@ -110,7 +121,7 @@ def write_model_folder(
     sample_rate: int = 16000,
     trials: Optional[PathLike] = None,
     data_root: Optional[PathLike] = None,
-    vad: Optional[str] = None,
+    speech: Optional[SpeechHandling] = None,
 ) -> Path:
     """Writes, checks and atomically publishes a model folder.
 
@@ -132,9 +143,10 @@ def write_model_folder(
         relative to: a score calibration is fitted on them and stored as
         ``calibration.json``, and the EER, minDCF, Cllr and the EER threshold
         are measured with the exported folder and stored in its card.
-    vad : str, optional
-        Speech detection of that measurement (``SpeakerEmbedder``'s ``vad``;
-        default: ``verification.yaml``'s); stored with the calibration.
+    speech : SpeechHandling, optional
+        The speech handling the model was trained with (default: that of
+        ``verification.yaml``): recorded in ``hyperparams.yaml``, and used
+        to measure and calibrate on ``trials``.
 
     Returns
     -------
@@ -152,13 +164,15 @@ def write_model_folder(
         loadables = [k for k in CHECKPOINT_FILES if k in states]
         for key in loadables:
             _save_loadable(states[key], tmp / CHECKPOINT_FILES[key])
+        speech = speech or SpeechHandling.resolve()
         yaml_path = tmp / "hyperparams.yaml"
         yaml_path.write_text(
-            inference_yaml(nodes, loadables, sample_rate, None), encoding="utf-8"
+            inference_yaml(nodes, loadables, sample_rate, None, speech),
+            encoding="utf-8",
         )
         loaded = check_model_folder(tmp, states)
         threshold = None
-        embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False, vad=vad)
+        embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False)
         if trials is not None:
             embeddings, durations, refused = trial_embeddings(
                 embedder, trials, data_root
@@ -192,13 +206,10 @@ def write_model_folder(
             card.eval_dataset = card.eval_dataset or Path(data_root).resolve().name
             threshold = card.metrics["eer_threshold"]
             yaml_path.write_text(
-                inference_yaml(nodes, loadables, sample_rate, threshold),
+                inference_yaml(nodes, loadables, sample_rate, threshold, speech),
                 encoding="utf-8",
             )
-        card.speech = {
-            "vad": embedder.vad,
-            "min_speech_seconds": embedder.min_speech_seconds,
-        }
+        card.speech = speech.as_dict()
         text = model_card(
             card,
             nodes,

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import torch
 
+from ..dataio.speech_handling import SpeechHandling
 from ..paths import PathLike
 from ..training.checkpoints import latest_checkpoint
 from .card import ModelCard, model_title
@@ -34,7 +35,7 @@ def export_hub(
     overrides: Optional[Mapping[str, Any]] = None,
     training_data: Optional[str] = None,
     license: str = "apache-2.0",
-    vad: Optional[str] = None,
+    speech: Optional[SpeechHandling] = None,
     eval_dataset: Optional[str] = None,
     language: Sequence[str] = (),
 ) -> Path:
@@ -65,9 +66,11 @@ def export_hub(
     license : str
         License of the weights: a Hub license identifier (``ValueError``
         otherwise, see :data:`~speechbrain_eres2net.export.card.HUB_LICENSES`).
-    vad : str, optional
-        Speech detection when measuring on ``trials`` (see
-        :func:`~speechbrain_eres2net.export.model_folder.write_model_folder`).
+    speech : SpeechHandling, optional
+        The speech handling the model was trained with, recorded in the
+        folder and used to calibrate on ``trials`` (default: the speech
+        entries of the training YAML and ``overrides``, else the packaged
+        defaults, as the recipe's data pipeline resolves them).
     eval_dataset : str, optional
         Name of the data ``trials`` comes from, for the card's results
         (default: the name of the ``data_root`` folder).
@@ -87,6 +90,8 @@ def export_hub(
     )
     nodes = training_nodes(hparams_file, overrides)
     sample_rate = nodes.pop("sample_rate")
+    trained_with = SpeechHandling.resolve(nodes.pop("speech"))
+    speech = speech or trained_with
     ckpt = latest_checkpoint(checkpoint)
     _fit_classifier_size(nodes, ckpt / "classifier.ckpt")
     states = _instantiate(nodes)
@@ -112,7 +117,7 @@ def export_hub(
         f"`{Path(hparams_file).name}` (checkpoint `{ckpt.name}`).\n"
     )
     return write_model_folder(
-        out, nodes, states, card, sample_rate, trials, data_root, vad
+        out, nodes, states, card, sample_rate, trials, data_root, speech
     )
 
 

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.tag import Tag
 
+from ..dataio.speech_handling import SPEECH_KEYS
 from ..paths import PathLike
 
 # Modules a model folder may carry, in YAML order; the first three are needed.
@@ -66,7 +67,8 @@ def training_nodes(
     -------
     dict
         YAML nodes for the keys of :data:`MODULE_KEYS` present, plus
-        ``sample_rate`` (16000 when absent).
+        ``sample_rate`` (16000 when absent) and ``speech``: the speech
+        settings the YAML sets (:data:`SPEECH_KEYS`).
     """
     path = Path(hparams_file)
     if not path.is_file():
@@ -88,6 +90,7 @@ def training_nodes(
             raise ValueError(f"{path} has no '{key}' entry; a training YAML needs one")
     nodes = {key: _plain(resolved[key]) for key in MODULE_KEYS if key in resolved}
     nodes["sample_rate"] = int(resolved.get("sample_rate", 16000))
+    nodes["speech"] = {k: resolved[k] for k in SPEECH_KEYS if k in resolved}
     return nodes
 
 

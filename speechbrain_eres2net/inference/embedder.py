@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -33,12 +33,14 @@ from ..dataio.audio import (
     AUDIO_SUFFIXES,
     AudioError,
     AudioInfo,
+    announce_once,
     audio_blocks,
     check_audio_file,
     read_audio,
 )
 from ..dataio.decoding import AudioChunks, DecodedFile, decoded_chunks
-from ..dataio.vad import VAD_MODES, Speech, SpeechDetector
+from ..dataio.speech_handling import SPEECH_KEYS, SpeechHandling
+from ..dataio.vad import Speech
 from ..paths import PathLike
 from ..settings import batch_seconds as default_batch_seconds
 from ..settings import default
@@ -146,13 +148,15 @@ class SpeakerEmbedder:
         Cosine threshold for same/different decisions, if known.
     device : str
         Where to run.
-    vad : str, optional
-        ``"trim"``, ``"check"`` or ``"off"`` (default: ``vad`` of
-        ``hparams/verification.yaml``).
-    min_speech_seconds : float, optional
-        Least net speech of an accepted recording (default: the YAML's).
+    speech : SpeechHandling, optional
+        What of a recording is embedded and how much speech it needs
+        (default: the speech entries of ``hparams/verification.yaml``).
     window_seconds : float, optional
         Longer recordings are embedded window by window (default: the YAML's).
+    **speech_options
+        Speech settings by their YAML names (``vad``, ``min_speech_seconds``,
+        ``vad_min_silence_seconds``, ... :data:`SPEECH_KEYS`), each replacing
+        that of ``speech``; None keeps it.
 
     Example
     -------
@@ -181,17 +185,15 @@ class SpeakerEmbedder:
         sample_rate: int = 16000,
         threshold: Optional[float] = None,
         device: str = "cpu",
-        vad: Optional[str] = None,
-        min_speech_seconds: Optional[float] = None,
+        speech: Optional[SpeechHandling] = None,
         window_seconds: Optional[float] = None,
+        **speech_options: Any,
     ) -> None:
-        self.vad = str(default("vad") if vad is None else vad)
-        if self.vad not in VAD_MODES:
-            raise ValueError(f"vad must be one of {VAD_MODES}, got {self.vad!r}")
-        self.min_speech_seconds = float(
-            default("min_speech_seconds")
-            if min_speech_seconds is None
-            else min_speech_seconds
+        unknown = set(speech_options) - set(SPEECH_KEYS)
+        if unknown:
+            raise TypeError(f"unexpected speech option(s) {sorted(unknown)}")
+        self.speech = (speech or SpeechHandling.resolve()).with_overrides(
+            **speech_options
         )
         self.window_seconds = float(
             default("window_seconds") if window_seconds is None else window_seconds
@@ -214,7 +216,17 @@ class SpeakerEmbedder:
         )
         self.min_frames = self.shape.min_frames
         self.min_samples = self._fewest_samples()
-        self.detector = None if self.vad == "off" else SpeechDetector(device=device)
+        self.detector = self.speech.detector(device)
+
+    @property
+    def vad(self) -> str:
+        """``"trim"``, ``"check"`` or ``"off"`` (:class:`SpeechHandling`)."""
+        return self.speech.vad
+
+    @property
+    def min_speech_seconds(self) -> float:
+        """Least net speech of an accepted recording."""
+        return self.speech.min_speech_seconds
 
     @classmethod
     def from_folder(
@@ -233,8 +245,11 @@ class SpeakerEmbedder:
         ``trust_code`` loads a folder whose ``hyperparams.yaml`` names code
         outside the allow-list (:func:`~.folder.load_model_folder`).
 
-        ``speech_options`` (``vad``, ``min_speech_seconds``,
-        ``window_seconds``) go to the constructor.
+        ``speech_options`` (``window_seconds`` and the speech settings of
+        :data:`SPEECH_KEYS`, e.g. ``vad``) replace the folder's own: a
+        folder records the speech handling it was trained and calibrated
+        with, and the API's defaults apply only where it records none
+        (:meth:`from_recognizer`).
 
         ``precision`` is that of
         :func:`~speechbrain_eres2net.inference.fastpath.optimize_for_inference`
@@ -267,8 +282,30 @@ class SpeakerEmbedder:
     ) -> SpeakerEmbedder:
         """The embedder of an already loaded ``SpeakerRecognition`` (a model
         folder); the other arguments are those of :meth:`from_folder`.
+
+        The speech handling is the folder's (its ``hyperparams.yaml``
+        records the one it was trained and calibrated with), with the
+        packaged defaults for what it does not record; a given option that
+        differs from the folder's is applied and said in one warning.
         """
         hparams = pretrained.hparams
+        recorded = {
+            key: getattr(hparams, key)
+            for key in SPEECH_KEYS
+            if getattr(hparams, key, None) is not None
+        }
+        speech = SpeechHandling.resolve(recorded)
+        changed = [
+            f"{key}={value} (folder: {recorded[key]})"
+            for key, value in speech_options.items()
+            if key in recorded and value is not None and value != recorded[key]
+        ]
+        if changed:
+            announce_once(
+                f"speech:{changed}",
+                "speech handling overridden: " + ", ".join(changed) + "; the model "
+                "folder was trained and calibrated with its own",
+            )
         embedder = cls(
             pretrained.mods.compute_features,
             pretrained.mods.mean_var_norm,
@@ -276,6 +313,7 @@ class SpeakerEmbedder:
             sample_rate=int(getattr(hparams, "sample_rate", 16000)),
             threshold=getattr(hparams, "verification_threshold", None),
             device=device,
+            speech=speech,
             **speech_options,
         )
         if fast:
@@ -462,8 +500,7 @@ class SpeakerEmbedder:
         else:
             speech = self.detector(wav, self.sample_rate)
             self._check_speech(path, speech)
-            if self.vad == "trim":
-                wav = speech.trim(wav)
+            wav = self.speech.kept(wav, speech)
         self._check_samples(path, int(wav.shape[0]))
         return wav, speech
 
@@ -550,7 +587,7 @@ class SpeakerEmbedder:
                 kept, found = block, Speech.whole(int(block.shape[0]), self.sample_rate)
             else:
                 found, state = self.detector.detect(block, self.sample_rate, state)
-                kept = found.trim(block) if self.vad == "trim" else block
+                kept = self.speech.kept(block, found)
             segments.extend(found.shifted(offset))
             offset += int(block.shape[0])
             pending.append(kept)

@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from ..augment.speed import active_speeds, change_speed, speed_label
 from ..dataio.speaker_csv import read_speaker_csv
+from ..dataio.speech_cache import Segments, row_speech, trim_segments
+from ..dataio.speech_handling import SpeechHandling
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +92,13 @@ class FeatureCache:
     official recipe; only the framing at crop edges differs.
     """
 
-    def __init__(self, compute_features: nn.Module) -> None:
+    def __init__(
+        self,
+        compute_features: nn.Module,
+        keep: Optional[Callable[[str, torch.Tensor], torch.Tensor]] = None,
+    ) -> None:
         self.compute_features = compute_features
+        self.keep = keep
         self.feats: dict[tuple[str, int], torch.Tensor] = {}
 
     @torch.no_grad()
@@ -101,10 +108,13 @@ class FeatureCache:
         speeds: Sequence[float],
         progress: bool = True,
     ) -> None:
-        """Computes features of every row at every speed."""
+        """Computes features of every row at every speed (of what ``keep``,
+        ``(row id, wav) -> wav``, keeps of it)."""
         todo = [row for row in rows if (row["id"], 0) not in self.feats]
         for row in tqdm(todo, desc="fbank cache", disable=not progress):
             wav = read_segment(row["wav"], int(row["start"]), int(row["stop"]))
+            if self.keep is not None:
+                wav = self.keep(row["id"], wav)
             for index, speed in enumerate(speeds):
                 signal = change_speed(wav, speed).unsqueeze(0)
                 self.feats[(row["id"], index)] = self.compute_features(signal)[0]
@@ -148,6 +158,13 @@ def build_datasets(
     ``spk_label`` (class index).
 
     Validation items use speed 1.0 and a fixed crop.
+
+    Speech handling is that of inference (``vad`` and the ``vad_*`` entries
+    of the training YAML, else of ``hparams/verification.yaml``;
+    :class:`~speechbrain_eres2net.dataio.speech_handling.SpeechHandling`):
+    with ``vad: trim`` crops are taken from each row's speech alone
+    (segments found once, :func:`~speechbrain_eres2net.dataio.speech_cache.row_speech`),
+    so a model is trained on what it will be given.
     """
     data_folder = hparams.get("data_folder") or ""
     train_rows = read_csv_rows(hparams["train_annotation"], data_folder)
@@ -171,9 +188,26 @@ def build_datasets(
     seed = int(hparams.get("seed", 0))
     clock = hparams.setdefault("epoch_clock", EpochClock())
 
+    speech_handling = SpeechHandling.resolve(hparams)
+    speech: dict[str, Segments] = {}
+    if speech_handling.vad == "trim":
+        speech = training_speech(
+            hparams["train_annotation"], train_rows, speech_handling, progress
+        )
+        if valid_rows:
+            speech.update(
+                training_speech(valid_path, valid_rows, speech_handling, progress)
+            )
+
+    def keep(item_id: str, wav: torch.Tensor) -> torch.Tensor:
+        segments = speech.get(item_id)
+        if not segments:
+            return wav
+        return trim_segments(wav, segments, speech_handling, sample_rate)
+
     cache = None
     if hparams.get("feature_cache", False):
-        cache = FeatureCache(hparams["compute_features"])
+        cache = FeatureCache(hparams["compute_features"], keep)
         cache.fill(train_rows + valid_rows, speeds, progress=progress)
 
     def make_pipeline(train: bool) -> Callable:
@@ -189,12 +223,18 @@ def build_datasets(
                 yield feats[offset : offset + crop_frames]
             else:
                 start, stop = int(start), int(stop)
-                # Read just enough audio for one crop after the speed change.
                 need = int(math.ceil(crop_samples * speeds[index])) + 1
-                offset = random_window(stop - start, need, gen)
-                segment = read_segment(
-                    wav, start + offset, min(stop, start + offset + need)
-                )
+                if item_id in speech:
+                    # The crop is taken from what trim keeps of the row.
+                    kept = keep(item_id, read_segment(wav, start, stop))
+                    offset = random_window(kept.shape[0], need, gen)
+                    segment = kept[offset : offset + need]
+                else:
+                    # Read just enough audio for one crop after the speed change.
+                    offset = random_window(stop - start, need, gen)
+                    segment = read_segment(
+                        wav, start + offset, min(stop, start + offset + need)
+                    )
                 yield change_speed(segment, speeds[index])[:crop_samples]
             speaker = encoder.lab2ind[spk_id]
             yield torch.tensor([speed_label(speaker, index, num_speakers)])
@@ -212,15 +252,41 @@ def build_datasets(
         sb.dataio.dataset.set_output_keys([valid_data], ["id", input_key, "spk_label"])
     logger.info(
         "Training on %d segments of %d speakers, %d classes (speeds %s), "
-        "%.1f s crops%s",
+        "%.1f s crops%s; %s",
         len(train_rows),
         num_speakers,
         num_speakers * len(speeds),
         speeds,
         hparams["sentence_len"],
         ", cached features" if cache else "",
+        speech_handling.describe(),
     )
     return train_data, valid_data, encoder
+
+
+def training_speech(
+    csv_path: str,
+    rows: list[dict],
+    speech: SpeechHandling,
+    progress: bool = True,
+) -> dict[str, Segments]:
+    """Speech segments of the rows of a CSV, found on the main process once.
+
+    Rows in which no speech was heard are left out (trained on whole).
+    """
+    sb.utils.distributed.run_on_main(
+        row_speech, args=[rows, speech, csv_path], kwargs={"progress": progress}
+    )
+    found = row_speech(rows, speech, csv_path, progress=False)
+    silent = [key for key, segments in found.items() if not segments]
+    if silent:
+        logger.warning(
+            "%d of %d rows of %s hold no speech the detector hears; trained on whole",
+            len(silent),
+            len(rows),
+            csv_path,
+        )
+    return {key: segments for key, segments in found.items() if segments}
 
 
 def per_process_batch_size(global_batch_size: int, world_size: int) -> int:

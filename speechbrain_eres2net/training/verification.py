@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Optional
 
+from ..dataio.speech_handling import SPEECH_KEYS
 from ..evaluation.calibration import Calibration
 from ..evaluation.pipeline import evaluate_embedder
 from ..inference.embedder import SpeakerEmbedder
@@ -34,11 +35,9 @@ def _embedder_from_hparams(hparams: Mapping, device: str) -> SpeakerEmbedder:
     weights of the latest checkpoint in ``checkpoint_folder`` (default: the
     training YAML's ``save_folder``).
     """
-    speech = {
-        "vad": hparams.get("vad"),
-        "min_speech_seconds": hparams.get("min_speech_seconds"),
-        "window_seconds": hparams.get("window_seconds"),
-    }
+    # The recipe's own values (its YAML and command line) reach the
+    # detector; the packaged defaults only fill what it does not set.
+    speech = {key: hparams.get(key) for key in (*SPEECH_KEYS, "window_seconds")}
     if hparams.get("pretrained_folder"):
         return SpeakerEmbedder.from_folder(
             hparams["pretrained_folder"], device=device, fast=False, **speech
