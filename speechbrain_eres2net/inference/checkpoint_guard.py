@@ -49,10 +49,12 @@ def load_weights(path: Union[str, Path], device: str = "cpu") -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        # torch's message is a page; the line naming the object is the news.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if "GLOBAL" in line), lines[:1])
         raise UntrustedModelError(
             f"{path}: holds pickled objects other than weights, which "
-            f"torch.load(weights_only=True) refuses ({first})"
+            f"torch.load(weights_only=True) refuses ({''.join(detail)})"
         ) from err
 
 

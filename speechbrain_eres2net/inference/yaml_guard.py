@@ -237,23 +237,22 @@ unsafe loader, which would run it)
     """
     import yaml
 
-    listed = "[" + text[1:-1] + "]"
+    documents = yaml.compose_all("[" + text[1:-1] + "]", Loader=yaml.SafeLoader)
     try:
-        documents = list(yaml.compose_all(listed, Loader=yaml.SafeLoader))
+        for count, document in enumerate(documents):
+            if count:
+                return "holds tuple text of more than one YAML document"
+            for _, node, _ in yaml_nodes(document):
+                if node.tag not in CORE_TAGS:
+                    return (
+                        f"holds tuple text with the tag {shown_tag(node.tag)} "
+                        "(parsed by PyYAML's unsafe loader, which would run it)"
+                    )
+                why = tuple_refusal(node.value) if _is_tuple(node) else None
+                if why is not None:
+                    return why
     except yaml.YAMLError:
         return None
-    if len(documents) > 1:
-        return "holds tuple text of more than one YAML document"
-    for _, node, _ in yaml_nodes(documents[0]) if documents else ():
-        if node.tag not in CORE_TAGS:
-            return (
-                f"holds tuple text with the tag {shown_tag(node.tag)} (parsed by "
-                "PyYAML's unsafe loader, which would run it)"
-            )
-        if _is_tuple(node):
-            why = tuple_refusal(node.value)
-            if why is not None:
-                return why
     return None
 
 
@@ -269,31 +268,33 @@ def _is_tuple(node: Any) -> bool:
 
 
 def _node_refusal(node: Any, again: bool, written: bool, trusted) -> Optional[str]:
-    """Why one node may not load; ``written``: the text as the folder has it."""
-    if written and again:
-        return "is a YAML alias; aliases, anchors and merge keys are refused"
-    if written and getattr(node, "anchor", None):
-        return (
-            f"sets the YAML anchor &{node.anchor}; anchors, aliases and merge keys "
-            "are refused (use !ref)"
-        )
+    """Why one node may not load; ``written``: the text as the folder has it.
+
+    Tags first, so that an anchor carrying a tag is refused naming the tag.
+    """
     if again:
+        # HyperPyYAML's own re-dump writes aliases for shared objects.
+        if written:
+            return "is a YAML alias; anchors, aliases and merge keys are refused"
         return None
     if node.tag == MERGE_TAG:
         return "is a YAML merge key (<<); anchors, aliases and merge keys are refused"
     why = tag_refusal(node.tag, trusted)
-    if why is not None:
-        return why
-    if _is_tuple(node):
-        return tuple_refusal(node.value)
-    if node.tag in ("!ref", "!copy") and isinstance(node.value, str):
+    if why is None and _is_tuple(node):
+        why = tuple_refusal(node.value)
+    if why is None and node.tag in ("!ref", "!copy") and isinstance(node.value, str):
         attributes = [r for r in REFERENCE.findall(node.value) if "." in r]
         if attributes:
-            return (
+            why = (
                 f"refers to {attributes[0]}, an attribute, which HyperPyYAML "
                 "reads by calling getattr (!apply:getattr)"
             )
-    return None
+    if why is None and written and getattr(node, "anchor", None):
+        why = (
+            f"sets the YAML anchor &{node.anchor}; anchors, aliases and merge keys "
+            "are refused (use !ref)"
+        )
+    return why
 
 
 def _compose(text: str, loader: str, name: str) -> Any:
