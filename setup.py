@@ -26,7 +26,9 @@ setup(
     install_requires=[
         # Private Brain/Pretrainer hooks are overridden: pin the tested minor.
         "speechbrain>=1.1.2,<1.2",
-        "torch",
+        # torch.load defaults to weights_only=True from 2.6 (the loads here pass
+        # it explicitly too).
+        "torch>=2.6",
         "torchaudio",
         "hyperpyyaml",
         "ruamel.yaml",

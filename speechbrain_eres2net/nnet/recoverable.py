@@ -30,5 +30,7 @@ class Recoverable:
     @mark_as_loader
     def _recover(self, path: str, end_of_epoch: bool = False) -> None:
         del end_of_epoch
-        for key, value in torch.load(path).items():
+        # Counters and floats: weights_only=True loads them, and a checkpoint
+        # folder handed over by someone else then runs no pickled code.
+        for key, value in torch.load(path, weights_only=True).items():
             setattr(self, key, value)
