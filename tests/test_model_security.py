@@ -28,6 +28,7 @@ from test_journeys import resnet_yaml  # noqa: E402
 from speechbrain_eres2net.export.recipe import export_hub  # noqa: E402
 from speechbrain_eres2net.inference.folder import (  # noqa: E402
     UntrustedModelError,
+    folder_file,
     load_model_folder,
 )
 from speechbrain_eres2net.inference.yaml_guard import check_hyperparams  # noqa: E402
@@ -323,6 +324,14 @@ def test_hyperparams_symlink_leaving_the_folder_is_refused(tmp_path):
     shutil.move(folder / "hyperparams.yaml", outside)
     (folder / "hyperparams.yaml").symlink_to(outside)
     refused_in_one_line(folder, "is a link to a file outside the folder")
+
+
+def test_calibration_symlink_leaving_the_folder_is_refused(tmp_path):
+    folder = attack_folder(tmp_path, lambda text: text)
+    (tmp_path / "outside.json").write_text("{}")
+    (folder / "calibration.json").symlink_to(tmp_path / "outside.json")
+    with pytest.raises(UntrustedModelError, match="link to a file outside"):
+        folder_file(folder, "calibration.json")
 
 
 def test_pickled_checkpoint_is_refused_even_with_torch_forced_to_unpickle(

@@ -164,6 +164,9 @@ def folder_file(source: PathLike, name: str) -> Optional[Path]:
     where = model_source(source)
     if isinstance(where, Path):
         path = where / name
+        if path.is_symlink() and not path.resolve().is_relative_to(where.resolve()):
+            # A folder reads only itself (docs/security.md).
+            raise UntrustedModelError(f"{path}: is a link to a file outside the folder")
         return path if path.is_file() else None
     return _hub_file(where, name)
 
