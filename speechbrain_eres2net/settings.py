@@ -35,6 +35,7 @@ SETTING_KEYS = (
     "identify_top_k",
     "calibration_prior",
     "calibration_quality",
+    "calibration_enrolled_recordings",
     "fp32_engine_cpu",
     "int8_engine_cpu",
     "int8_calibration_utterances",

@@ -45,6 +45,7 @@ from .calibration import (
     min_cllr,
     quality_measures,
 )
+from .enrolled_trials import enrolled_trials
 from .metrics import error_curve, verification_metrics
 from .scoring import (
     _SCORE_CHUNK,
@@ -238,6 +239,28 @@ def trial_quality(
     (('log_dur_min', 'log_dur_max'), [[2.0, 8.0]])
     """
     kinds = list(kinds)
+    if "duration" in kinds and durations is None:
+        raise ValueError("the 'duration' quality measure needs durations")
+    dur = np.array([durations[n] if "duration" in kinds else 1.0 for n in names])
+    norms = np.ones(len(names))
+    if "norm" in kinds:
+        norms = np.array([float(np.linalg.norm(embeddings[n])) for n in names])
+    return sides_quality(kinds, (dur[left], dur[right]), (norms[left], norms[right]))
+
+
+def sides_quality(
+    kinds: Sequence[str], seconds: tuple, norms: tuple
+) -> tuple[Optional[np.ndarray], tuple[str, ...]]:
+    """Quality measures of trials from each side's (enrol, test) net speech
+    seconds and raw embedding norms (None when ``kinds`` is empty).
+
+    Example
+    -------
+    >>> q, cols = sides_quality(["norm"], ([1.0], [1.0]), ([9.0], [7.0]))
+    >>> cols, q.tolist()
+    (('norm_min', 'norm_max'), [[7.0, 9.0]])
+    """
+    kinds = list(kinds)
     unknown = sorted(set(kinds) - set(QUALITY_KINDS))
     if unknown:
         raise ValueError(
@@ -246,19 +269,12 @@ def trial_quality(
     if not kinds:
         return None, ()
     with_durations = "duration" in kinds
-    if with_durations and durations is None:
-        raise ValueError("the 'duration' quality measure needs durations")
     # quality_measures always computes the duration columns: give it unit
     # durations when they are not wanted, and drop those columns after.
-    dur = np.array([durations[n] if with_durations else 1.0 for n in names])
-    norms = None
-    if "norm" in kinds:
-        norms = np.array([float(np.linalg.norm(embeddings[n])) for n in names])
+    if not with_durations:
+        seconds = tuple(np.ones_like(np.asarray(side, dtype=float)) for side in seconds)
     quality, columns = quality_measures(
-        dur[left],
-        dur[right],
-        None if norms is None else norms[left],
-        None if norms is None else norms[right],
+        *seconds, *(norms if "norm" in kinds else (None, None))
     )
     if not with_durations:
         quality, columns = quality[:, 2:], columns[2:]
@@ -577,6 +593,7 @@ def fit_trial_calibration(
     prior: Optional[float] = None,
     vad: Optional[str] = None,
     refused: Collection[str] = (),
+    enrolled_recordings: Optional[int] = None,
 ) -> Calibration:
     """Fits a cosine score -> LLR calibration on a trial list's embeddings.
 
@@ -597,6 +614,13 @@ def fit_trial_calibration(
         The embedder's speech detection mode, recorded in ``fitted_on``.
     refused : collection of str
         Utterances refused for too little speech; their trials are left out.
+    enrolled_recordings : int, optional
+        The trials are fitted a second time with their enrolment side a
+        speaker enrolled from this many recordings, as ``identify`` scores
+        galleries (:func:`~.enrolled_trials.enrolled_trials`; speakers from
+        VoxCeleb-layout paths), so that the fitted ranges cover enrolled
+        speakers; 1 fits single recordings alone (default:
+        ``calibration_enrolled_recordings``).
 
     Returns
     -------
@@ -607,6 +631,11 @@ def fit_trial_calibration(
     """
     quality = list(default("calibration_quality") if quality is None else quality)
     prior = float(default("calibration_prior") if prior is None else prior)
+    recordings = int(
+        default("calibration_enrolled_recordings")
+        if enrolled_recordings is None
+        else enrolled_recordings
+    )
     labels, names, left, right, _, scores, _ = _scored_trials(
         embeddings, trials, refused
     )
@@ -614,6 +643,19 @@ def fit_trial_calibration(
         quality, names, left, right, embeddings, durations
     )
     seconds = [durations[n] for n in names]
+    enrolled = 0
+    if recordings > 1:
+        more = enrolled_trials(
+            names, labels, left, right, embeddings, durations, recordings
+        )
+        enrolled = int(more.labels.size)
+        if enrolled:
+            extra, _ = sides_quality(quality, more.seconds, more.norms)
+            labels = np.concatenate([labels, more.labels])
+            scores = np.concatenate([scores, more.scores])
+            if measures is not None:
+                measures = np.concatenate([measures, extra])
+            seconds += more.seconds[0].tolist()
     return fit_calibration(
         scores,
         labels,
@@ -624,6 +666,8 @@ def fit_trial_calibration(
             "trials": Path(trials).name,
             "speech_s": [round(min(seconds), 2), round(max(seconds), 2)],
             "vad": vad,
+            "enrolled_recordings": recordings if enrolled else 1,
+            "enrolled_trials": enrolled,
             "score": "cosine",
         },
         source=str(trials),
