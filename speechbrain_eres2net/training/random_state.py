@@ -6,6 +6,7 @@ Authors
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import numpy as np
@@ -39,10 +40,19 @@ class RandomState:
 
     @mark_as_saver
     def _save(self, path: str) -> None:
+        # Tensors, ints and tuples only: the file loads with
+        # weights_only=True, like every checkpoint of the package.
+        name, keys, pos, has_gauss, cached = np.random.get_state()
         torch.save(
             {
                 "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
+                "numpy": (
+                    name,
+                    torch.from_numpy(keys.astype(np.int64)),
+                    int(pos),
+                    int(has_gauss),
+                    float(cached),
+                ),
                 "python": random.getstate(),
             },
             path,
@@ -51,7 +61,26 @@ class RandomState:
     @mark_as_loader
     def _recover(self, path: str, end_of_epoch: bool = False) -> None:
         del end_of_epoch
-        state = torch.load(path, weights_only=False)
+        try:
+            state = torch.load(path, weights_only=True)
+        except pickle.UnpicklingError:
+            # Written before the numpy state was stored as a tensor: a numpy
+            # array of the run's own checkpoint, whose types alone are let in.
+            with torch.serialization.safe_globals(_NUMPY_STATE_TYPES):
+                state = torch.load(path, weights_only=True)
         torch.set_rng_state(state["torch"])
-        np.random.set_state(state["numpy"])
+        name, keys, *rest = state["numpy"]
+        keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys
+        np.random.set_state((name, keys.astype(np.uint32), *rest))
         random.setstate(state["python"])
+
+
+# The numpy reconstruction of an RNG state array (PyTorch's documented way to
+# allow numpy arrays under weights_only); numpy 2 moved it to numpy._core.
+_NUMPY_CORE = np._core if hasattr(np, "_core") else np.core
+_NUMPY_STATE_TYPES = [
+    _NUMPY_CORE.multiarray._reconstruct,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
