@@ -147,6 +147,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "handling (NAME as in --speech-models)",
     )
     parser.add_argument(
+        "--speech-candidates",
+        default=None,
+        metavar="NAME,...",
+        help="speech section: the candidates to run, ';'-separated (default: "
+        "all of benchmarks.speech.CANDIDATES)",
+    )
+    parser.add_argument(
         "--robustness-trials",
         type=int,
         default=None,
@@ -307,6 +314,7 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             args.speech_trained_alike,
             quick=args.quick,
             threads=threads[-1],
+            only=args.speech_candidates,
         )
     if name == "extraction":
         from .extraction import bench_extraction

@@ -509,13 +509,21 @@ class Side:
 
 
 def embed_side(embedder, files: dict[str, Path]) -> Side:
-    """Embeds ``name -> file`` with ``embed_files`` (each file once)."""
+    """Embeds ``name -> file`` with ``embed_files`` (each file once).
+
+    A file embedded with no speech heard at all (``min_speech_seconds`` 0
+    with ``vad: check``) has no duration measure to calibrate with: it is
+    counted with the refused ones.
+    """
     done = embedder.embed_files(list(files.values()), progress=False)
     by_path = {str(path): name for name, path in files.items()}
+    errors = {by_path[p]: reason for p, reason in done.errors.items()}
+    silent = {p for p, s in done.speech.items() if s.seconds <= 0}
+    errors.update({by_path[p]: "no speech heard" for p in silent})
     return Side(
-        {by_path[p]: e for p, e in done.embeddings.items()},
-        {by_path[p]: s.seconds for p, s in done.speech.items()},
-        {by_path[p]: reason for p, reason in done.errors.items()},
+        {by_path[p]: e for p, e in done.embeddings.items() if p not in silent},
+        {by_path[p]: s.seconds for p, s in done.speech.items() if p not in silent},
+        errors,
     )
 
 

@@ -86,6 +86,16 @@ CANDIDATES: dict[str, dict] = {
         "trim_min_pause_seconds": 2.0,
         "trim_pad_seconds": 0.2,
     },
+    "trim pauses >= 1 s, pad 0.5 s": {
+        "vad": "trim",
+        "trim_min_pause_seconds": 1.0,
+        "trim_pad_seconds": 0.5,
+    },
+    "trim pauses >= 1 s, pad 1 s": {
+        "vad": "trim",
+        "trim_min_pause_seconds": 1.0,
+        "trim_pad_seconds": 1.0,
+    },
 }
 CONDITIONS = (
     "clean",
@@ -258,8 +268,10 @@ def bench_speech(
     quick: bool = False,
     threads: int = 2,
     seed: int = 0,
+    only: Optional[str] = None,
 ) -> list[Row]:
-    """The ``speech`` section: every candidate on every model (see module doc)."""
+    """The ``speech`` section: every candidate on every model (see module doc);
+    ``only``: ';'-separated candidate names to run (default: all)."""
     models_by_name = parse_models(models)
     alike = parse_models(trained_alike)
     if not models_by_name:
@@ -272,11 +284,14 @@ def bench_speech(
         ]
     set_threads(threads)
     trials = read_dev_trials(12 if quick else None)
-    candidates = (
-        {k: CANDIDATES[k] for k in ("off", "trim all pauses (old default)")}
-        if quick
-        else CANDIDATES
-    )
+    quick_names = ("off", "trim all pauses (old default)")
+    candidates = {k: CANDIDATES[k] for k in quick_names} if quick else CANDIDATES
+    if only:
+        names = [n.strip() for n in only.split(";") if n.strip()]
+        unknown = sorted(set(names) - set(CANDIDATES))
+        if unknown:
+            raise ValueError(f"--speech-candidates: unknown {unknown}")
+        candidates = {k: CANDIDATES[k] for k in names}
     references: dict[str, dict] = {}
     state: dict[str, dict] = {}
 
