@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import batch_options, model_options, speech_options
+from .options import batch_options, model_options, speech_options, speech_settings
 
 
 def add_parser(commands) -> None:
@@ -54,8 +54,7 @@ def embedder(args: argparse.Namespace):
         precision=precision,
         int8_calibration=getattr(args, "int8_calibration", None),
         trust_code=getattr(args, "trust_model_code", False),
-        vad=args.vad,
-        min_speech_seconds=args.min_speech_seconds,
+        **speech_settings(args),
     )
 
 

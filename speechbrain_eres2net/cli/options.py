@@ -54,17 +54,45 @@ def speech_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vad",
         choices=("trim", "check", "off"),
-        help="trim: embed the detected speech alone; check: refuse recordings "
-        "with too little speech but embed them whole; off: no detection "
-        "(default: vad of hparams/verification.yaml, trim)",
+        help="trim: cut long pauses and the non-speech around the speech; "
+        "check: refuse recordings with too little speech but embed them whole; "
+        "off: no detection (default: what the model folder was trained with, "
+        "else vad of hparams/verification.yaml)",
     )
     parser.add_argument(
         "--min-speech-seconds",
         type=float,
         metavar="S",
         help="least net speech of a recording; less is refused, never decided "
-        "(default: min_speech_seconds of hparams/verification.yaml)",
+        "(default: the model folder's, else min_speech_seconds of "
+        "hparams/verification.yaml)",
     )
+    parser.add_argument(
+        "--trim-min-pause-seconds",
+        type=float,
+        metavar="S",
+        help="with --vad trim, pauses this long or longer are cut, shorter ones "
+        "kept (inf: only the non-speech before and after the speech; default: "
+        "the model folder's, else trim_min_pause_seconds of verification.yaml)",
+    )
+    parser.add_argument(
+        "--trim-pad-seconds",
+        type=float,
+        metavar="S",
+        help="with --vad trim, context kept around the speech (default: the "
+        "model folder's, else trim_pad_seconds of verification.yaml)",
+    )
+
+
+def speech_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The speech options given on the command line, by their YAML names
+    (None where not given: the model folder's or the packaged default)."""
+    return {
+        "vad": args.vad,
+        "min_speech_seconds": args.min_speech_seconds,
+        "trim_min_pause_seconds": args.trim_min_pause_seconds,
+        "trim_pad_seconds": args.trim_pad_seconds,
+    }
 
 
 def batch_options(parser: argparse.ArgumentParser) -> None:
