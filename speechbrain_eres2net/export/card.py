@@ -32,6 +32,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
 
+from ..dataio.speech_handling import SpeechHandling
 from .yaml_nodes import FRONT_END, dump_yaml
 
 ERES2NET_ABOUT = """ERes2Net (Chen et al., "An Enhanced Res2Net with Local and
@@ -428,7 +429,9 @@ def _limitations(card: ModelCard, threshold: Optional[float]) -> str:
                 "This folder was measured with `vad: off`: only durations "
                 "were checked. "
                 if vad == "off"
-                else f"This folder was measured with `vad: {vad}`. "
+                else "This folder was trained and measured with "
+                f"{SpeechHandling.resolve(card.speech).describe()}, which its "
+                "`hyperparams.yaml` records and the commands apply. "
             )
             + "SpeechBrain's `SpeakerRecognition` does no such check and "
             "embeds whatever it is given."
