@@ -13,6 +13,19 @@ from typing import Any
 
 from .paths import hparams_file
 
+# The speech handling of a recording (dataio.speech_handling.SpeechHandling),
+# by its YAML names: defaults of the API, and what a model folder records.
+SPEECH_KEYS = (
+    "vad",
+    "min_speech_seconds",
+    "vad_threshold",
+    "vad_min_speech_seconds",
+    "vad_min_silence_seconds",
+    "vad_pad_seconds",
+    "trim_min_pause_seconds",
+    "trim_pad_seconds",
+)
+
 # Scalar entries of verification.yaml that are defaults of the API and CLI.
 SETTING_KEYS = (
     "seed",
@@ -42,14 +55,7 @@ SETTING_KEYS = (
     "int8_calibration_method",
     "int8_reduce_range",
     "int8_min_cosine",
-    "vad",
-    "min_speech_seconds",
-    "vad_threshold",
-    "vad_min_speech_seconds",
-    "vad_min_silence_seconds",
-    "vad_pad_seconds",
-    "trim_min_pause_seconds",
-    "trim_pad_seconds",
+    *SPEECH_KEYS,
     "window_seconds",
     "model_folder_trusted_targets",
 )

@@ -31,20 +31,9 @@ from typing import Any, Optional
 
 import torch
 
-from ..settings import default
+from ..settings import SPEECH_KEYS, default
 from .vad import VAD_MODES, Speech, SpeechDetector
 
-# The hyperparameters of speech handling, named as in the YAML files.
-SPEECH_KEYS = (
-    "vad",
-    "min_speech_seconds",
-    "vad_threshold",
-    "vad_min_speech_seconds",
-    "vad_min_silence_seconds",
-    "vad_pad_seconds",
-    "trim_min_pause_seconds",
-    "trim_pad_seconds",
-)
 # The settings that decide where speech is heard (not what is cut of it).
 DETECTION_KEYS = SPEECH_KEYS[2:6]
 
