@@ -159,7 +159,7 @@ def test_robustness_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
         "non-speech refused: DTMF-like dual tones",
         "detector Silero (ours), non-speech",
         "real speech refused: realspk",
-        "clean dev trials, vad trim (reference)",
+        "clean dev trials, vad off (reference)",
         "silence (zero + -70 dBFS dither), vad trim: EER",
         "white noise, vad check: actDCF(0.01)",
         "white noise, vad off: EER",

@@ -83,7 +83,9 @@ def test_folder_stores_calibration_and_card(calibrated_folder):
     calibration = Calibration.load(calibrated_folder / CALIBRATION_FILE)
     fitted = calibration.fitted_on
     assert fitted["trials"] == "trials.txt"
-    assert fitted["n_target"] == 12 and fitted["n_nontarget"] == 12
+    # 12 + 12 trials of the list, and those with a 3-recording enrollment.
+    assert fitted["n_target"] + fitted["n_nontarget"] == 24 + fitted["enrolled_trials"]
+    assert fitted["n_target"] >= 12 and fitted["n_nontarget"] >= 12
     assert calibration.quality_names == (
         "log_dur_min",
         "log_dur_max",
@@ -92,7 +94,7 @@ def test_folder_stores_calibration_and_card(calibrated_folder):
     )
     card = (calibrated_folder / "README.md").read_text()
     assert "calibration.json" in card and "trials.txt" in card
-    assert "12 target / 12 non-target" in card
+    assert f"{fitted['n_target']} target / {fitted['n_nontarget']} non-target" in card
 
 
 def test_verifier_llr_is_the_stored_calibration(calibrated_folder):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import re
 import shutil
 import subprocess
@@ -414,7 +415,13 @@ def test_calibrated_export_publishes_cllr_of_its_llrs(tmp_path, realspk):
     assert card.data.metrics == ["eer", "min_dcf", "cllr"]
     assert card.data.datasets is None and card.data.language is None  # not stated
     text = (folder / "README.md").read_text()
-    assert "10 target / 10 non-target" in text and "What the calibration covers" in text
+    fitted = json.loads((folder / "calibration.json").read_text())["fitted_on"]
+    # 10 + 10 trials of the list, and the same with 3-recording enrollments.
+    counts = f"{fitted['n_target']} target / {fitted['n_nontarget']} non-target"
+    assert fitted["n_target"] + fitted["n_nontarget"] == 20 + fitted["enrolled_trials"]
+    assert fitted["enrolled_trials"] > 0 and counts in text
+    assert "enrolled from 3 recordings" in text
+    assert "What the calibration covers" in text
     assert_no_local_path(text, tmp_path, realspk)
 
 

@@ -355,6 +355,24 @@ def _results(metrics: Mapping[str, Any], eval_dataset: str) -> str:
     )
 
 
+def _enrolled(fitted: Mapping[str, Any]) -> str:
+    """The share of a calibration's trials with an enrolled speaker side.
+
+    Example
+    -------
+    >>> _enrolled({"enrolled_trials": 20, "enrolled_recordings": 3})
+    ', of which 20 with a speaker enrolled from 3 recordings'
+    >>> _enrolled({})
+    ''
+    """
+    if not fitted.get("enrolled_trials"):
+        return ""
+    return (
+        f", of which {fitted['enrolled_trials']} with a speaker enrolled from "
+        f"{fitted.get('enrolled_recordings')} recordings"
+    )
+
+
 def _speech_range(fitted: Mapping[str, Any]) -> str:
     low, high = fitted.get("speech_s") or (None, None)
     if low is None:
@@ -371,7 +389,7 @@ def _decisions(calibration: Mapping[str, Any], threshold: Optional[float]) -> st
             "(LLR) by logistic regression (prior-weighted Cllr objective, "
             f"prior {fitted.get('p_target')}), fitted on `{fitted.get('trials')}` "
             f"({fitted.get('n_target')} target / {fitted.get('n_nontarget')} "
-            f"non-target trials, {_speech_range(fitted)}; "
+            f"non-target trials{_enrolled(fitted)}, {_speech_range(fitted)}; "
             f"quality measures: {quality}). `eres2net verify` accepts when the "
             "LLR exceeds the Bayes threshold log((1 - p) / p) for `--p-target p` "
             "(default 0.5: threshold 0). The calibration holds for conditions "
@@ -450,7 +468,8 @@ def _limitations(card: ModelCard, threshold: Optional[float]) -> str:
         lines.append(
             "- **What the calibration covers.** LLRs are fitted on one trial "
             f"list, `{fitted.get('trials')}` ({fitted.get('n_target')} target / "
-            f"{fitted.get('n_nontarget')} non-target trials), for the prior "
+            f"{fitted.get('n_nontarget')} non-target trials{_enrolled(fitted)}), "
+            "for the prior "
             f"p_target = {fitted.get('p_target')}; the Cllr above is measured "
             "on the same trials (in-sample, so optimistic). Decisions at "
             "another prior use the same LLR with another Bayes threshold."
