@@ -200,10 +200,8 @@ def build_datasets(
             )
 
     def keep(item_id: str, wav: torch.Tensor) -> torch.Tensor:
-        segments = speech.get(item_id)
-        if not segments:
-            return wav
-        return trim_segments(wav, segments, speech_handling, sample_rate)
+        # trim_segments keeps a row whole when it has no speech segments.
+        return trim_segments(wav, speech.get(item_id, ()), speech_handling, sample_rate)
 
     cache = None
     if hparams.get("feature_cache", False):
