@@ -101,7 +101,7 @@ def test_original_model_untouched(base):
 
 
 def test_fp32_fast_path_is_near_exact(base):
-    fast32 = optimize_for_inference(base, precision="fp32")
+    fast32 = optimize_for_inference(base, precision="fp32", engine="torch")
     assert isinstance(fast32, FastERes2Net) and not fast32.bf16
     assert fast32.min_frames == base.min_frames
     x = torch.randn(2, 100, 80)

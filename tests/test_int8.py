@@ -190,6 +190,19 @@ def test_auto_picks_the_first_installed_engine_on_avx2(tiny, avx2_cpu):
         assert torch.cosine_similarity(fast(x), tiny(x), dim=-1).min() >= 0.9999
 
 
+def test_fp32_asked_for_runs_the_fp32_engine_on_a_bf16_cpu(tiny, monkeypatch):
+    """``precision="fp32"`` is the fastest fp32 engine, not PyTorch's, where the
+    CPU computes bf16 natively (``auto`` there is PyTorch bf16)."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(fastpath, "native_bf16", lambda device: True)
+    expected = fastpath.fp32_engine(torch.device("cpu"))
+    assert expected in ("openvino", "onnxruntime")
+    fast = optimize_for_inference(tiny, example_frames=60, precision="fp32")
+    assert (fast.engine, fast.precision) == (expected, "fp32")
+    auto = optimize_for_inference(tiny, example_frames=60)
+    assert auto.engine == "torch"
+
+
 def test_auto_falls_back_to_onnxruntime_without_openvino(tiny, avx2_cpu, monkeypatch):
     # None in sys.modules makes ``import openvino`` raise ImportError.
     monkeypatch.setitem(sys.modules, "openvino", None)
