@@ -24,9 +24,11 @@ import soundfile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_fastpath import randomise_batchnorms  # noqa: E402
-from test_hub import REALSPK  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
+from conftest import REALSPK  # noqa: E402
+from model_builders import (
+    imported_folder,  # noqa: E402
+    randomise_batchnorms,  # noqa: E402
+)
 
 from speechbrain_eres2net import ERes2Net, KaldiFbank
 from speechbrain_eres2net.inference import fastpath
