@@ -237,7 +237,7 @@ def test_score_prints_eer_and_writes_results(tmp_path, run_cli, realspk):
             trials,
             "--data-root",
             realspk,
-            "--output-dir",
+            "--out",
             tmp_path / "results",
             "--no-fast",
         ],

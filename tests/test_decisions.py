@@ -43,6 +43,7 @@ def calibrated_folder(tmp_path_factory, realspk) -> Path:
     code = main(
         [
             "import-3dspeaker",
+            "--checkpoint",
             str(official_checkpoint("v1")[1]),
             "--out",
             str(folder),
@@ -126,6 +127,7 @@ def test_verify_prints_llr_and_decision_at_a_prior(calibrated_folder, run_cli):
         ["verify", "--model", calibrated_folder, a, a, "--json", "--p-target", "0.9"],
     )
     decision = json.loads(out)
+    assert decision["schema"] == 1
     assert decision["on"] == "llr" and decision["p_target"] == 0.9
     assert decision["threshold"] == pytest.approx(np.log(0.1 / 0.9))
     # A prior so low that even the same file is not accepted.
@@ -148,7 +150,7 @@ def test_score_reports_calibration_metrics(
             trials,
             "--data-root",
             realspk,
-            "--output-dir",
+            "--out",
             tmp_path / "out",
             "--no-progress",
         ],

@@ -163,7 +163,7 @@ def test_another_models_gallery_is_refused_and_failures_keep_it(
     # Too little speech for an enrollment: one line, the gallery untouched.
     code, _, err = run_cli(
         ["enroll", "--model", folder, *base, "--speaker", "x", files[0]]
-        + ["--min-enroll-seconds", "60"],
+        + ["--min-enroll-speech-seconds", "60"],
     )
     assert code == 1 and "needs (min_enroll_speech_seconds" in err
     assert err.count("\n") == 1 and gallery.read_bytes() == before
@@ -206,7 +206,9 @@ def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, run_cli):
         )
         assert code == 0, err
     code, listed, _ = run_cli(["gallery", "--gallery", gallery, "--json"])
-    rows = json.loads(listed)
+    listing = json.loads(listed)
+    assert listing["schema"] == 1 and listing["dim"] > 0
+    rows = listing["speakers"]
     assert [r["name"] for r in rows] == known
     assert all(r["recordings"] == 3 and r["seconds"] >= 3.0 for r in rows)
 
@@ -221,10 +223,18 @@ def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, run_cli):
     assert "log_dur_max" not in err, err
     refused = [a for a in answers if "error" in a]
     assert code == (1 if refused else 0) and len(refused) <= 3
+    assert all(a["schema"] == 1 for a in answers)
+    # Each answer says the rule and the threshold that decided it, and they
+    # give its answer: the best candidate is named exactly when it beats it.
+    llr_rule = math.log(len(known))  # p_enrolled 0.5: log(1) + log(N)
     right = collections.Counter()
     for a in answers:
         if "error" in a:
+            assert "on" not in a and a["candidates"] == [] and a["speaker"] is None
             continue
+        assert a["on"] == "llr" and a["threshold"] == pytest.approx(llr_rule)
+        best = max(a["candidates"], key=lambda c: c["llr"])
+        assert a["speaker"] == (best["speaker"] if best["llr"] > llr_rule else None)
         truth = Path(a["file"]).parent.parent.name
         assert len(a["candidates"]) == 5
         scores = [c["score"] for c in a["candidates"]]

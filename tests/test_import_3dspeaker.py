@@ -105,6 +105,7 @@ def test_cli_import_bad_checkpoint_is_one_line(tmp_path):
             "-m",
             "speechbrain_eres2net.cli",
             "import-3dspeaker",
+            "--checkpoint",
             str(bad),
             "--out",
             str(tmp_path / "out"),

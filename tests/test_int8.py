@@ -292,7 +292,7 @@ def test_cli_precision_int8_end_to_end(tmp_path, capsys):
 
 
 def test_export_onnx_int8(tmp_path, capsys):
-    """``eres2net export-onnx --int8 AUDIO...``: a quantized graph that runs."""
+    """``eres2net export-onnx --int8-calibration AUDIO...``: a quantized graph that runs."""
     import onnx
     import onnxruntime
 
@@ -304,7 +304,7 @@ def test_export_onnx_int8(tmp_path, capsys):
     calibration, held_out = wavs[:4], wavs[4]
     out = tmp_path / "m.onnx"
     args = ["export-onnx", "--model", str(imported_folder()), "--out", str(out)]
-    assert main([*args, *(f"--int8={w}" for w in calibration)]) == 0
+    assert main([*args, *(f"--int8-calibration={w}" for w in calibration)]) == 0
     assert "int8" in capsys.readouterr().err
     quantized, convs = quantized_convs(onnx.load(str(out)))
     assert convs >= 30 and quantized >= 0.9 * convs, (quantized, convs)

@@ -259,7 +259,9 @@ def test_mistyped_local_folder_fails_at_once(
     code, _, err = run_cli(["verify", "--model", "models/eres2nett", wav, wav])
     assert time.monotonic() - start < 5
     assert code == 1
-    assert err == "eres2net verify: error: model folder not found: models/eres2nett\n"
+    assert err == (
+        "eres2net verify: error: --model: model folder not found: models/eres2nett\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -135,14 +135,6 @@ def check_model_argument(source: str) -> None:
         raise FileNotFoundError(f"--model: {err}") from None
 
 
-BATCH_HELP = (
-    "most padded audio seconds per forward pass on CPU / CUDA (default: "
-    + yaml_default("batch_seconds_cpu", "batch_seconds_cuda")
-    + ")"
-)
-BATCH_SIZE_HELP = f"most files per forward pass (default: {yaml_default('batch_size')})"
-
-
 def model_options(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that run a model folder."""
     parser.add_argument(
@@ -231,8 +223,18 @@ def speech_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def batch_options(parser: argparse.ArgumentParser) -> None:
     """Batch limits and the progress bar."""
-    parser.add_argument("--batch-size", type=int, help=BATCH_SIZE_HELP)
-    parser.add_argument("--batch-seconds", type=float, help=BATCH_HELP)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"most files per forward pass (default: {yaml_default('batch_size')})",
+    )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        help="most padded audio seconds per forward pass on CPU / CUDA (default: "
+        + yaml_default("batch_seconds_cpu", "batch_seconds_cuda")
+        + ")",
+    )
     parser.add_argument(
         "--num-workers",
         type=int,

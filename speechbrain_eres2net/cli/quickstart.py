@@ -38,7 +38,7 @@ from ..inference.embedder import SpeakerEmbedder
 from ..paths import hparams_file
 from ..training import recipe
 from .errors import USER_ERRORS, report
-from .options import deprecated_alias, parse_overrides
+from .options import deprecated_alias, parse_overrides, yaml_default
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         help="speech handling of the training crops, the scoring and the exported "
         "folder (default: off on the "
         "built-in corpus, whose source-filter voices a VAD trained on real speech "
-        "does not take for speech; vad of hparams/verification.yaml otherwise)",
+        "does not take for speech; " + yaml_default("vad") + " otherwise)",
     )
     parser.add_argument(
         "--override",
