@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import metric_oracles  # noqa: E402
 from model_builders import (  # noqa: E402
     QUICKSTART_YAML,
-    imported_folder,  # noqa: E402
+    imported_folder,
     real_wavs,
     recipe_run,
     trial_subset,
@@ -270,7 +270,9 @@ def test_score_prints_eer_and_writes_results(tmp_path, run_cli, realspk):
     assert results["eer"] == pytest.approx(metric_oracles.eer(scores, labels))
 
 
-def test_export_hub_cli_with_overrides_and_push(tmp_path, run_cli, monkeypatch):
+def test_export_hub_writes_pushes_and_names_a_missing_checkpoint(
+    tmp_path, run_cli, monkeypatch
+):
     out_dir, hp = recipe_run()
     pushed = []
     import speechbrain_eres2net.export.hub as hub
@@ -322,7 +324,7 @@ def test_quickstart_passes_its_arguments_through(monkeypatch):
     assert seen == [["--epochs", "2", "--help"]]
 
 
-def test_quickstart_command_reaches_the_quickstart_parser():
+def test_quickstart_help_prints_usage_in_a_fresh_process():
     proc = subprocess.run(
         [sys.executable, "-m", "speechbrain_eres2net.cli", "quickstart", "--help"],
         capture_output=True,

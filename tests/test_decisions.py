@@ -13,7 +13,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import metric_oracles  # noqa: E402
-from model_builders import imported_folder, official_checkpoint, real_wavs, trial_subset  # noqa: E402  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    official_checkpoint,
+    real_wavs,
+    trial_subset,
+)
 
 from speechbrain_eres2net.cli import main  # noqa: E402
 from speechbrain_eres2net.evaluation.calibration import (  # noqa: E402

@@ -191,7 +191,9 @@ def test_another_models_gallery_is_refused_and_failures_keep_it(
 
 
 @pytest.mark.slow
-def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, run_cli):
+def test_identify_names_enrolled_speakers_rejects_others_forgets_removed(
+    realspk_quickstart, tmp_path, run_cli
+):
     """Half the dev speakers enrolled from 3 recordings each; their other
     recordings and every recording of the other half are identified."""
     model = realspk_quickstart["out"] / "model"

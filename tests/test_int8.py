@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REALSPK  # noqa: E402
-from model_builders import (
-    imported_folder,  # noqa: E402
-    randomise_batchnorms,  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    randomise_batchnorms,
 )
 
 from speechbrain_eres2net import ERes2Net, KaldiFbank
@@ -292,7 +292,7 @@ def test_cli_precision_int8_end_to_end(tmp_path, capsys):
 
 
 def test_export_onnx_int8(tmp_path, capsys):
-    """``eres2net export-onnx --int8-calibration AUDIO...``: a quantized graph that runs."""
+    """``eres2net export-onnx --int8-calibration AUDIO...``: a quantized graph."""
     import onnx
     import onnxruntime
 

@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from model_builders import (  # noqa: E402
-    imported_folder,  # noqa: E402
+    imported_folder,
     real_wavs,
     recipe_folder,
 )
