@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REALSPK  # noqa: E402
 from model_builders import (  # noqa: E402
     imported_folder,
+    official_checkpoint,
     randomise_batchnorms,
 )
 
@@ -289,6 +290,49 @@ def test_cli_precision_int8_end_to_end(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code != 0 and "--int8-calibration" in err and err.count("\n") == 1
+    assert "stores none" in err
+
+
+def test_int8_calibration_stored_in_the_folder_needs_no_audio(tmp_path, capsys):
+    """``import-3dspeaker --int8-calibration AUDIO``: int8 then runs without audio.
+
+    The stored calibration (float16 features) quantizes as the audio does:
+    embeddings agree with audio-calibrated int8 and with fp32.
+    """
+    from speechbrain_eres2net.cli import main
+
+    wavs = sorted((REALSPK / "wav").glob("spk00*/*/*.wav"))[:6]
+    if not wavs:
+        pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
+    _, checkpoint = official_checkpoint("v1")
+    folder = tmp_path / "stored"
+    args = ["import-3dspeaker", "--checkpoint", str(checkpoint), "--out", str(folder)]
+    for wav in wavs[3:]:
+        args += ["--int8-calibration", str(wav)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert (folder / "int8_calibration.npz").is_file()
+    assert "int8_calibration.npz" in (folder / "README.md").read_text()
+    outs = {}
+    runs = {
+        "stored": (folder, []),
+        "audio": (imported_folder(), [f"--int8-calibration={w}" for w in wavs[3:]]),
+        "fp32": (imported_folder(), []),
+    }
+    for name, (model, extra) in runs.items():
+        out = tmp_path / f"{name}.npz"
+        precision = "fp32" if name == "fp32" else "int8"
+        args = ["embed", "--model", str(model), *map(str, wavs[:3]), "--out", str(out)]
+        args += ["--precision", precision, "--no-progress", *extra]
+        assert main(args) == 0, capsys.readouterr().err
+        outs[name] = np.load(out)
+    for key in outs["fp32"].files:
+        stored, audio, fp32 = (outs[n][key] for n in ("stored", "audio", "fp32"))
+        assert cosine(stored, audio) >= 0.9999, key
+        assert cosine(stored, fp32) >= INT8_MIN_COSINE, key
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 def test_export_onnx_int8(tmp_path, capsys):

@@ -61,6 +61,12 @@ def add_parsers(commands) -> None:
     deprecated_alias(
         onnx, "--int8", "--int8-calibration", "int8_calibration", append=True
     )
+    onnx.add_argument(
+        "--sherpa-onnx",
+        action="store_true",
+        help="the graph must run in sherpa-onnx (its metadata is written whenever "
+        "the folder can deploy there): refuse folders that cannot, saying why",
+    )
 
 
 def _publish(args: argparse.Namespace, folder: Path) -> int:
@@ -84,6 +90,7 @@ def _card_options(args: argparse.Namespace) -> dict:
         if value:
             check_name(value, option)
     return {
+        "int8_calibration": args.int8_calibration,
         "trials": args.trials,
         "data_root": args.data_root,
         "license": check_license(args.license, "--license"),
@@ -127,6 +134,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         args.out,
         with_features=args.with_features,
         int8_calibration=args.int8_calibration,
+        sherpa_onnx=True if args.sherpa_onnx else None,
     )
     kind = (
         "wavs (batch, samples)" if args.with_features else "feats (batch, frames, mels)"

@@ -267,6 +267,14 @@ def publish_options(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that write a model folder."""
     trial_options(parser, required=False)
     parser.add_argument(
+        "--int8-calibration",
+        action="append",
+        metavar="AUDIO",
+        help="real speech to store an int8 calibration from (its features, in "
+        "int8_calibration.npz), so that --precision int8 needs no audio: an "
+        "audio file, folder or list; repeatable",
+    )
+    parser.add_argument(
         "--training-data",
         metavar="NAME",
         help="name or Hugging Face dataset id of the training data, e.g. "
