@@ -24,9 +24,12 @@ import soundfile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_fastpath import randomise_batchnorms  # noqa: E402
-from test_hub import REALSPK  # noqa: E402
-from test_import_3dspeaker import imported_folder, official_checkpoint  # noqa: E402
+from conftest import REALSPK  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    official_checkpoint,
+    randomise_batchnorms,
+)
 
 from speechbrain_eres2net import ERes2Net, KaldiFbank
 from speechbrain_eres2net.inference import fastpath
@@ -316,7 +319,7 @@ def test_int8_calibration_stored_in_the_folder_needs_no_audio(tmp_path, capsys):
         pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
     _, checkpoint = official_checkpoint("v1")
     folder = tmp_path / "stored"
-    args = ["import-3dspeaker", str(checkpoint), "--out", str(folder)]
+    args = ["import-3dspeaker", "--checkpoint", str(checkpoint), "--out", str(folder)]
     for wav in wavs[3:]:
         args += ["--int8-calibration", str(wav)]
     assert main(args) == 0, capsys.readouterr().err
@@ -346,7 +349,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_export_onnx_int8(tmp_path, capsys):
-    """``eres2net export-onnx --int8 AUDIO...``: a quantized graph that runs."""
+    """``eres2net export-onnx --int8-calibration AUDIO...``: a quantized graph."""
     import onnx
     import onnxruntime
 
@@ -358,7 +361,7 @@ def test_export_onnx_int8(tmp_path, capsys):
     calibration, held_out = wavs[:4], wavs[4]
     out = tmp_path / "m.onnx"
     args = ["export-onnx", "--model", str(imported_folder()), "--out", str(out)]
-    assert main([*args, *(f"--int8={w}" for w in calibration)]) == 0
+    assert main([*args, *(f"--int8-calibration={w}" for w in calibration)]) == 0
     assert "int8" in capsys.readouterr().err
     quantized, convs = quantized_convs(onnx.load(str(out)))
     assert convs >= 30 and quantized >= 0.9 * convs, (quantized, convs)

@@ -93,7 +93,7 @@ def export(folder: Path, out: Path) -> Path:
 
 
 def test_imported_3dspeaker_folder_runs_in_sherpa_onnx_and_agrees(realspk, tmp_path):
-    from test_import_3dspeaker import imported_folder
+    from model_builders import imported_folder
 
     folder = imported_folder()
     wavs = recordings(realspk, 8)
@@ -151,7 +151,7 @@ def test_sherpa_manager_enrolls_and_finds_speakers_with_our_embeddings(
 
 
 def test_front_end_sherpa_onnx_cannot_compute_is_refused_in_one_line(tmp_path):
-    from test_import_3dspeaker import imported_folder
+    from model_builders import imported_folder
 
     folder = tmp_path / "fbank"
     subprocess.run(["cp", "-r", str(imported_folder()), str(folder)], check=True)
