@@ -70,6 +70,15 @@ def train_side(
 
 
 @functools.cache
+def ecapa_folder() -> Path:
+    """Model folder of a tiny checkpointed ECAPA-TDNN recipe (quickstart_ecapa)."""
+    recipe = REPO / "hparams" / "quickstart_ecapa.yaml"
+    out = scratch_dir("eres2net-ecapa-")
+    hp = train_side(out, recipe_yaml=recipe)
+    return export_hub(recipe, hp["save_folder"], out / "model")
+
+
+@functools.cache
 def recipe_run() -> tuple[Path, dict]:
     """(output folder, hparams) of a checkpointed tiny recipe model."""
     out = scratch_dir("eres2net-recipe-")

@@ -10,7 +10,6 @@ network.
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import sys
@@ -24,11 +23,10 @@ import soundfile
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REPO  # noqa: E402
 from model_builders import (  # noqa: E402
+    ecapa_folder,
     imported_folder,
     real_wavs,
     recipe_folder,
-    scratch_dir,
-    train_side,
 )
 
 from speechbrain_eres2net.evaluation.calibration import Calibration  # noqa: E402
@@ -37,7 +35,6 @@ from speechbrain_eres2net.evaluation.decisions import (  # noqa: E402
     folder_calibration,
 )
 from speechbrain_eres2net.export.model_folder import inference_yaml  # noqa: E402
-from speechbrain_eres2net.export.recipe import export_hub  # noqa: E402
 from speechbrain_eres2net.export.yaml_nodes import training_nodes  # noqa: E402
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder  # noqa: E402
 from speechbrain_eres2net.inference.folder import (  # noqa: E402
@@ -49,17 +46,8 @@ from speechbrain_eres2net.inference.folder import (  # noqa: E402
     model_source,
 )
 
-ECAPA_YAML = REPO / "hparams" / "quickstart_ecapa.yaml"
 REPO_ID = "someone/eres2net-tiny"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@functools.cache
-def ecapa_folder() -> Path:
-    """Model folder of a tiny checkpointed ECAPA-TDNN recipe (quickstart_ecapa)."""
-    out = scratch_dir("eres2net-ecapa-")
-    hp = train_side(out, recipe_yaml=ECAPA_YAML)
-    return export_hub(ECAPA_YAML, hp["save_folder"], out / "model")
 
 
 def folder_with(tmp_path: Path, edit) -> Path:

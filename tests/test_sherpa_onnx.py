@@ -117,6 +117,17 @@ def test_recipe_trained_folder_runs_in_sherpa_onnx_agrees_and_identifies(
     assert cosines(ours, theirs).min() >= 0.9999
 
 
+def test_ecapa_recipe_folder_runs_in_sherpa_onnx_and_agrees(realspk, tmp_path):
+    """Everything after the lobe works with any lobe: ECAPA-TDNN deploys too."""
+    from model_builders import ecapa_folder
+
+    folder = ecapa_folder()
+    wavs = recordings(realspk, 6)
+    graph = export(folder, tmp_path / "ecapa.onnx")
+    ours = our_embeddings(folder, wavs, tmp_path / "ours.npz")
+    assert cosines(ours, sherpa_embeddings(graph, wavs)).min() >= 0.9999
+
+
 def test_sherpa_manager_enrolls_and_finds_speakers_with_our_embeddings(
     realspk_quickstart, realspk, tmp_path
 ):
