@@ -8,7 +8,7 @@ HERE = Path(__file__).parent
 
 setup(
     name="speechbrain-eres2net",
-    version="0.2.0",
+    version="0.3.0",
     description=(
         "ERes2Net speaker embeddings for SpeechBrain: lobe, VoxCeleb recipe, "
         "3D-Speaker checkpoint import, Hub folders, ONNX export and a CLI"
