@@ -196,6 +196,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the identification section (skipped without one)",
     )
     parser.add_argument(
+        "--sherpa-parts",
+        default="front-end,speed",
+        help="sherpa section: the parts to run, of front-end (needs "
+        "--front-end-models) and speed",
+    )
+    parser.add_argument(
         "--front-end-models",
         default=None,
         metavar="NAME=DIR,...",
@@ -332,16 +338,19 @@ def run_section(name: str, args: argparse.Namespace) -> list:
         from .sherpa import bench_front_end, bench_sherpa
         from .speech import parse_models
 
+        parts = args.sherpa_parts.split(",")
         rows = []
-        if args.front_end_models:
+        if args.front_end_models and "front-end" in parts:
             rows += bench_front_end(parse_models(args.front_end_models))
-        return rows + bench_sherpa(
-            files=args.utterances if args.quick else None,
-            threads=threads[-1],
-            repeats=1 if args.quick else 2,
-            quick=args.quick,
-            isas=tuple(args.isas.split(",")),
-        )
+        if "speed" in parts:
+            rows += bench_sherpa(
+                files=args.utterances if args.quick else None,
+                threads=threads[-1],
+                repeats=1 if args.quick else 2,
+                quick=args.quick,
+                isas=tuple(args.isas.split(",")),
+            )
+        return rows
     if name == "extraction":
         from .extraction import bench_extraction
 
