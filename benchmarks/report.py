@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import format_markdown, rows_from_json
+from .driver import format_markdown, rows_from_json
 
 
 def main(argv: list[str] | None = None) -> int:
