@@ -65,77 +65,35 @@ BENCHMARKS = {
 SECTIONS = tuple(BENCHMARKS)
 
 # flag, type, default of a full run, default with --quick, help.
-OPTIONS: tuple[tuple[str, type, object, object, str], ...] = (
-    ("--threads", str, "1,2", "1", "thread counts, e.g. 1,2"),
-    ("--sizes", str, "base,large", "base", "inference: model sizes"),
-    ("--seconds", str, "3,10,30", "1", "inference: input durations"),
-    ("--large-seconds", str, "10", "1", "inference: durations of the large model"),
-    ("--repeats", int, 5, 1, "timed runs per point"),
-    ("--train-batch", int, 32, 2, "training: batch size"),
-    ("--train-frames", int, 298, 100, "training: frames per crop"),
-    ("--train-steps", int, 2, 1, "training: timed steps"),
-    ("--long-minutes", float, 10.0, 0.1, "long: recording length"),
-    ("--utterances", int, 240, 6, "throughput: realspk dev limit"),
-    ("--int8-model", str, None, None, "accuracy: model folder trained by our recipe"),
-    ("--isas", str, "native,avx2", "native", "engines: native,avx2"),
-    (
-        "--calibration-utts",
-        int,
-        50,
-        4,
-        "engines: realspk utterances calibrating int8 (the scales do not change "
-        "the kernels, so speed does not depend on it)",
-    ),
-    ("--metrics-trials", int, 10_000_000, 200_000, "evaluation: synthetic trials"),
-    ("--dataprep-files", int, 100_000, 1000, "dataprep: generated wav files"),
-    ("--robustness-model", str, None, None, "robustness: model folder"),
-    (
-        "--speech-models",
-        str,
-        None,
-        None,
-        "speech: NAME=DIR,... folders trained on realspk without trimming",
-    ),
-    (
-        "--speech-trained-alike",
-        str,
-        None,
-        None,
-        "speech: NAME=DIR,... the same models trained with a trimming handling",
-    ),
-    (
-        "--speech-candidates",
-        str,
-        None,
-        None,
-        "speech: ';'-separated candidates (default: all of speech.CANDIDATES)",
-    ),
-    ("--robustness-trials", int, 0, 12, "robustness: dev trials, half target (0: all)"),
-    ("--robustness-minutes", str, "60,1", "2,0.5", "robustness: long,short minutes"),
-    (
-        "--extraction-model",
-        str,
-        None,
-        None,
-        "extraction: model folder of the throughput and resume rows; random-base: "
-        "ERes2Net-base with random weights, built for the run",
-    ),
-    ("--extraction-files", int, None, None, "extraction: realspk files (all 1,040)"),
-    (
-        "--extraction-parts",
-        str,
-        None,
-        None,
-        "extraction: of throughput,machinery,resume,memory,scoring (default all)",
-    ),
-    (
-        "--identification-model",
-        str,
-        None,
-        None,
-        "identification: model folder (with its calibration.json)",
-    ),
-)
+# The options of the benchmarks, one a line: flag, type, default of a full run,
+# default with --quick ("-": none), help. A new benchmark adds its own here.
+OPTIONS = """
+--threads str 1,2 1 thread counts, e.g. 1,2
+--sizes str base,large base inference: model sizes
+--seconds str 3,10,30 1 inference: input durations
+--large-seconds str 10 1 inference: durations of the large model
+--repeats int 5 1 timed runs per point
+--train-batch int 32 2 training: batch size
+--train-frames int 298 100 training: frames per crop
+--train-steps int 2 1 training: timed steps
+--long-minutes float 10 0.1 long: recording length
+--utterances int 240 6 throughput: realspk dev limit
+--int8-model str - - accuracy: a model folder trained by our recipe
+--isas str native,avx2 native engines: native,avx2
+--calibration-utts int 50 4 engines: realspk utterances calibrating int8
+--metrics-trials int 10000000 200000 evaluation: synthetic trials
+--dataprep-files int 100000 1000 dataprep: generated wav files
+--robustness-model str - - robustness: model folder (skipped without one)
+--robustness-trials int 0 12 robustness: dev trials, half target (0: all)
+--robustness-minutes str 60,1 2,0.5 robustness: long,short recording (minutes)
+--speech-models str - - speech: NAME=DIR,... trained on realspk without trimming
+--speech-trained-alike str - - speech: NAME=DIR,... the same, trimming in training
+--speech-candidates str - - speech: ';'-separated candidates (default: all)
+--extraction-model str - - extraction: model folder, or random-base
+--extraction-files int - - extraction: realspk files (default: all 1,040)
+--extraction-parts str - - extraction: of throughput,machinery,resume,memory,scoring
+--identification-model str - - identification: folder with its calibration.json
+"""
 
 
 # ---------------------------------------------------------------------- rows
@@ -575,13 +533,15 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         choices=("cpu", "cuda"),
         help="training: cuda runs the GPU rows instead of the CPU ones",
     )
-    for flag, kind, _, _, text in OPTIONS:
-        parser.add_argument(flag, type=kind, default=None, help=text)
+    options = [line.split(None, 4) for line in OPTIONS.strip().splitlines()]
+    types = {"str": str, "int": int, "float": float}
+    for flag, kind, _, _, text in options:
+        parser.add_argument(flag, type=types[kind], default=None, help=text)
     args = parser.parse_args(argv)
-    for flag, _, full, quick, _ in OPTIONS:
-        dest = flag[2:].replace("-", "_")
-        if getattr(args, dest) is None:
-            setattr(args, dest, quick if args.quick else full)
+    for flag, kind, full, quick, _ in options:
+        dest, value = flag[2:].replace("-", "_"), quick if args.quick else full
+        if getattr(args, dest) is None and value != "-":
+            setattr(args, dest, types[kind](value))
     args.thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
     selected = [s.strip() for s in args.only.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
