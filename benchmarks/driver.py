@@ -64,7 +64,6 @@ BENCHMARKS = {
 }
 SECTIONS = tuple(BENCHMARKS)
 
-# flag, type, default of a full run, default with --quick, help.
 # The options of the benchmarks, one a line: flag, type, default of a full run,
 # default with --quick ("-": none), help. A new benchmark adds its own here.
 OPTIONS = """
@@ -94,9 +93,6 @@ OPTIONS = """
 --extraction-parts str - - extraction: of throughput,machinery,resume,memory,scoring
 --identification-model str - - identification: folder with its calibration.json
 """
-
-
-# ---------------------------------------------------------------------- rows
 
 
 @dataclasses.dataclass
@@ -155,15 +151,8 @@ def finite(value) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A row as data: its name and note (``str.format`` templates over the
-    measured values), the keys of our value and the reference's, unit, target.
-
-    ``target`` is a number or the key of one (None there: no target);
-    ``when`` names a value that must be truthy for the row to appear; a row
-    whose ``ours`` key is missing is left out. ``ratio`` False keeps the
-    ratio column empty (a difference, not a quantity). ``scale`` multiplies
-    both values (seconds to ms).
-    """
+    """A row as data (see :func:`table`); a row whose ``ours`` key is missing
+    from the measured values is left out."""
 
     name: str
     ours: Optional[str]
@@ -247,30 +236,19 @@ def render(section: str, specs: Sequence[Spec], values: Mapping) -> list[Row]:
     """
     rows = []
     for spec in specs:
-        if (spec.when and not values.get(spec.when)) or (
-            spec.ours is not None and spec.ours not in values
-        ):
+        absent = spec.ours is not None and spec.ours not in values
+        if absent or (spec.when and not values.get(spec.when)):
             continue
         ours, reference = (
-            None if key is None or values.get(key) is None else values[key] * spec.scale
+            None if values.get(key) is None else values[key] * spec.scale
             for key in (spec.ours, spec.reference)
         )
         target = spec.target
-        if isinstance(target, str):
-            target = values.get(target)
-        row = Row.of(
-            section,
-            spec.name.format(**values),
-            ours,
-            reference,
-            spec.unit,
-            target=target,
-            higher_is_better=not spec.lower,
-            note=spec.note.format(**values),
-            absolute=spec.absolute,
-        )
-        if not spec.ratio:
-            row.ratio = None
+        target = values.get(target) if isinstance(target, str) else target
+        name, note = spec.name.format(**values), spec.note.format(**values)
+        kw = {"target": target, "higher_is_better": not spec.lower, "note": note}
+        row = Row.of(section, name, ours, reference, spec.unit, **kw)
+        row.absolute, row.ratio = spec.absolute, row.ratio if spec.ratio else None
         rows.append(row)
     return rows
 
@@ -303,21 +281,11 @@ def run_parts(section: str, parts: Sequence[tuple[str, Callable[[Path], list]]])
     return rows
 
 
-# ------------------------------------------------------------ measurement
-
-
-def interleaved_times(
-    functions: Mapping[str, Callable[[], object]],
-    repeats: int,
-    warmup: int = 1,
-    pause: float = 0.0,
-) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved.
-
-    ``warmup`` untimed rounds come first (allocator, oneDNN primitive caches).
-    ``pause`` is untimed sleep before each call: thread pools (OpenMP's, ONNX
-    Runtime's, OpenVINO's) spin-wait after a call, and the next call of another
-    runtime would share the cores with them; a user runs one engine.
+def interleaved_times(functions: Mapping, repeats: int, warmup=1, pause=0.0) -> dict:
+    """Median seconds per call of each function, calls interleaved, after
+    ``warmup`` untimed rounds (allocator, oneDNN primitive caches). ``pause``:
+    untimed sleep before each call, as thread pools (OpenMP's, ONNX Runtime's,
+    OpenVINO's) spin after one and would share the cores with the next.
 
     Example
     -------
@@ -375,43 +343,39 @@ def twin_models(m_channels: int = 32, seed: int = 0):
     return reference, ERes2Net.from_3dspeaker(reference.state_dict()).eval()
 
 
-def run_isolated(
-    target: str,
-    kwargs: dict,
-    threads: int = 2,
-    timeout: float = 3600.0,
-    env: Optional[dict] = None,
-) -> dict:
-    """Runs ``module:function(**kwargs)`` in a fresh Python (see
-    :mod:`benchmarks.worker`): its dict plus ``base_rss_mb`` (peak RSS before
-    the call, imports done) and ``peak_rss_mb``. ``env`` adds variables (e.g.
-    ``ONEDNN_MAX_CPU_ISA``, read when torch is imported).
-
-    Raises
-    ------
-    RuntimeError
-        If the child fails; its stderr tail is in the message.
-    """
-    merged = {**os.environ, **(env or {}), "HF_HUB_OFFLINE": "1"}
-    merged.update(
-        OMP_NUM_THREADS=str(threads),
-        MKL_NUM_THREADS=str(threads),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), merged.get("PYTHONPATH")])),
+def child_env(threads: int, extra: Optional[dict] = None) -> dict:
+    """A child's environment: its threads, this checkout importable, and no
+    network (every folder is local: a Hub look-up would be a bug)."""
+    env = {**os.environ, **(extra or {}), "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), env.get("PYTHONPATH")])
     )
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run_child(argv: Sequence[str], env: dict, timeout: float = 3600.0):
+    """(wall-clock seconds, finished process) of a command run in the
+    checkout; RuntimeError with its stderr tail when it fails."""
+    start = time.perf_counter()
     process = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", target, json.dumps(kwargs)],
-        capture_output=True,
-        text=True,
-        env=merged,
-        cwd=REPO,
-        timeout=timeout,
+        list(argv), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
     if process.returncode != 0:
-        raise RuntimeError(f"worker {target} failed: {process.stderr.strip()[-2000:]}")
+        what = " ".join(map(str, argv[1:4]))
+        tail = process.stderr.strip()[-2000:]
+        raise RuntimeError(f"exit {process.returncode} of {what} ...: {tail}")
+    return time.perf_counter() - start, process
+
+
+def run_isolated(target: str, kwargs: dict, threads=2, timeout=3600.0, env=None):
+    """``module:function(**kwargs)`` run in a fresh Python (:mod:`benchmarks.
+    worker`): its dict plus ``base_rss_mb`` (peak RSS before the call, imports
+    done) and ``peak_rss_mb``. ``env`` adds variables (``ONEDNN_MAX_CPU_ISA``
+    is read when torch is imported)."""
+    argv = [sys.executable, "-m", "benchmarks.worker", target, json.dumps(kwargs)]
+    _, process = run_child(argv, child_env(threads, env), timeout)
     return json.loads(process.stdout.strip().splitlines()[-1])
-
-
-# ----------------------------------------------------------------- realspk
 
 
 def realspk_list(*names: str) -> list[tuple[str, str]]:
@@ -444,9 +408,6 @@ def dev_speakers() -> dict[str, list[str]]:
 def has_realspk(*names: str) -> bool:
     """Whether the realspk list files ``names`` are there."""
     return all((REALSPK / name).is_file() for name in names)
-
-
-# ------------------------------------------------------------------ tables
 
 
 def _number(value: Optional[float]) -> str:
@@ -513,9 +474,6 @@ def rows_from_json(path: Union[str, os.PathLike]) -> list[Row]:
     fields = {f.name for f in dataclasses.fields(Row)}
     rows = json.loads(Path(path).read_text())["rows"]
     return [Row(**{k: v for k, v in r.items() if k in fields}) for r in rows]
-
-
-# -------------------------------------------------------------------- main
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

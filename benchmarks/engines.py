@@ -1,30 +1,14 @@
-"""Inference engines by CPU capability: fp32 fast path and int8 vs official; int8 EER.
+"""Inference engines by CPU capability: fast paths and int8 vs official; int8 EER.
 
-Speed (section ``engines``): base model (twin weights, see
-:func:`benchmarks.driver.twin_models`), 10 s, batch 1, 1 and 2 threads,
-official vs our fast paths, interleaved in one fresh worker process per
-ISA and thread count:
-
-* ``native``: the machine as it is;
-* ``avx2``: PyTorch restricted to AVX2 -- oneDNN by ``ONEDNN_MAX_CPU_ISA=AVX2``
-  (convolutions), ATen's kernels by ``ATEN_CPU_CAPABILITY=avx2`` (element-wise
-  ops; ``torch.backends.cpu.get_cpu_capability()`` then says AVX2), MKL by
-  ``MKL_ENABLE_INSTRUCTIONS=AVX2``. ONNX Runtime has no such switch (its MLAS
-  kernels dispatch on CPUID; the only ISA variable in onnxruntime 1.32,
-  ``ORT_QMOE_CPU_DISABLE_AVX512``, concerns MoE operators), so its rows in this
-  mode still run the native kernels and are labelled so, without a target.
-  OpenVINO's convolutions are oneDNN's and honour ``ONEDNN_MAX_CPU_ISA``: each
-  OpenVINO row lists the convolution kernels that ran (``brgconv_avx2_f32``,
-  ``jit_avx2_I8``...), which shows the restriction took.
-
-Calls are interleaved with a pause before each (``PAUSE_S``): the engines'
+Benchmark ``engines``: base model (twin weights), batch 1, per thread count,
+official vs our fast paths in one fresh worker per ISA: ``native``, and
+``avx2`` (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and
+``MKL_ENABLE_INSTRUCTIONS`` restrict PyTorch and OpenVINO's oneDNN; ONNX Runtime
+has no such switch, so its rows there say so and have no target; OpenVINO rows
+list the convolution kernels that ran). Calls pause before each (``PAUSE_S``):
 thread pools spin after a call, and on 2 cores the next engine's call would
-otherwise compete with them (measured: the official model 340-390 ms alone at
-2 threads, 460-580 ms right after an ONNX Runtime call).
-
-Accuracy (section ``accuracy``): EER and minDCF on the realspk dev trials of
-a model folder trained by our recipe (``--int8-model``), fp32 vs int8
-calibrated on realspk train utterances (a disjoint set of speakers).
+compete with them. Benchmark ``accuracy``: EER and minDCF of fp32 vs int8 on
+the realspk dev trials with a trained folder (``--int8-model``).
 """
 
 from __future__ import annotations

@@ -1,32 +1,15 @@
 """Embedding at scale: ``eres2net embed`` throughput, memory, resume; scoring size.
 
-Benchmark ``extraction``. Parts 1 and 3 need a model folder
-(``--extraction-model``; ``random-base`` builds ERes2Net-base with random
-weights for the run) and realspk; part 2 needs realspk; part 4 nothing:
-
-1. **Throughput.** Files/s of the whole command ``eres2net embed --model
-   FOLDER <list> --out X.npz --vad off --no-progress`` over realspk train +
-   dev (1,040 files), wall clock from the shell (interpreter start, imports,
-   model load, embedding, merge): one process, ``torchrun --nproc_per_node=2``
-   with one thread each, ``--num-workers 2``, and opt-in int8. Reference: the
-   loop a SpeechBrain user writes (``SpeakerRecognition.from_hparams``, then
-   per file ``read_audio`` and ``encode_batch``), the loop alone timed, before
-   and after our commands (the machine drifts; their mean is used). Target
-   one process >= 2x. Also the cost of the streaming and resume machinery:
-   :func:`extract_embeddings` to an ``.npz`` vs consuming
-   :meth:`SpeakerEmbedder.iter_files`, one embedder, at most 240 files;
-   target <= 1.05x.
-2. **Memory.** Peak RSS of the command over 20,000 vs 1,000 files (realspk
-   tiled with symlinks) with a tiny random model folder, each in a fresh
-   process: the journal writer, the merge and the engine must not grow with
-   the file count. Target <= 1.1x.
-3. **Resume.** The command straight (T), then into a new output SIGKILLed
-   once its ``<out>.parts/*.scp`` hold half the files, and rerun (R). Target
-   R / T <= 0.6; the resumed output must equal the straight one (same keys in
-   the same order, vectors within 1e-5).
-4. **Scoring at VoxCeleb1-H size.** Random 192-d embeddings of 145,000 keys,
-   550,000 random trials, AS-norm with a 6,000-entry cohort (top 300): time
-   and peak RSS of :func:`evaluate_trials` in a fresh process (informative).
+Benchmark ``extraction`` (``--extraction-model`` FOLDER or ``random-base``,
+ERes2Net-base with random weights built for the run), in parts: (1) files/s of
+the whole command over realspk train + dev (one process, torchrun x 2,
+``--num-workers 2``, int8) vs the loop a SpeechBrain user writes
+(``SpeakerRecognition.from_hparams`` then ``encode_batch`` per file, the loop
+alone timed, before and after ours), and the cost of the streaming and resume
+machinery (:func:`extract_embeddings` vs consuming ``iter_files``); (2) peak RSS
+over 20,000 vs 1,000 files (realspk tiled with symlinks, a tiny random model);
+(3) a run SIGKILLed halfway and rerun vs a straight run, whose outputs must be
+equal; (4) AS-norm scoring at VoxCeleb1-H size (simulated, informative).
 """
 
 from __future__ import annotations
@@ -50,11 +33,13 @@ import torch
 from .driver import (
     REALSPK,
     REPO,
+    child_env,
     cpu_capability,
     has_realspk,
     interleaved_times,
     realspk_files,
     render,
+    run_child,
     run_isolated,
     run_parts,
     set_threads,
@@ -159,9 +144,6 @@ SCORING_ROWS = table(
 )
 
 
-# ------------------------------------------------------------------ helpers
-
-
 def write_list(path: Path, files: Sequence[Path]) -> Path:
     """A list file of absolute paths, one a line (``eres2net embed`` input).
     Links stay links: a tiled corpus keeps one key per link."""
@@ -169,27 +151,10 @@ def write_list(path: Path, files: Sequence[Path]) -> Path:
     return path
 
 
-def command_env(threads: int) -> dict[str, str]:
-    """Environment of a command: its threads, this checkout importable, and
-    no network (the folders are local; a Hub look-up would be a bug)."""
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": path,
-    }
-
-
 def embed_args(model: str, listing: Path, out: Path, *extra: str) -> list[str]:
     """The arguments of ``eres2net embed`` (after the program name)."""
-    return ["embed", "--model", str(model), str(listing), "--out", str(out)] + [
-        "--vad",
-        "off",
-        "--no-progress",
-        *extra,
-    ]
+    args = ["embed", "--model", str(model), str(listing), "--out", str(out)]
+    return args + ["--vad", "off", "--no-progress", *extra]
 
 
 def embed_argv(model: str, listing: Path, out: Path, *extra: str) -> list[str]:
@@ -206,22 +171,6 @@ def torchrun_argv(model: str, listing: Path, out: Path, processes: int) -> list[
     run = [sys.executable, "-m", "torch.distributed.run"]
     run += [f"--nproc_per_node={processes}", f"--master_port={port}"]
     return run + ["-m", "speechbrain_eres2net.cli", *embed_args(model, listing, out)]
-
-
-def timed_command(argv: Sequence[str], env: dict[str, str]) -> tuple[float, str]:
-    """Wall-clock seconds of a command and its stderr; RuntimeError with the
-    stderr tail when it fails."""
-    start = time.perf_counter()
-    process = subprocess.run(
-        list(argv), cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
-    )
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"exit {process.returncode} of {' '.join(argv[1:4])} ...: "
-            f"{process.stderr.strip()[-1500:]}"
-        )
-    return seconds, process.stderr
 
 
 def npz_keys(path: Path) -> list[str]:
@@ -284,9 +233,6 @@ def random_model_folder(out: Path, config: dict, title: str, seed: int = 0) -> P
         notes=["For measuring speed and memory; its embeddings mean nothing."],
     )
     return write_model_folder(out, nodes, {"embedding_model": model}, card)
-
-
-# ---------------------------------------------------------------- workers
 
 
 def speechbrain_loop(model: str, listing: str, savedir: str, out: str) -> dict:
@@ -401,9 +347,6 @@ def score_simulated(
     }
 
 
-# ------------------------------------------------------------------ parts
-
-
 def throughput_rows(model: str, folder: Path, files: list[Path], threads: int):
     """Part 1: files/s of the command four ways vs SpeechBrain's loop, run
     before and after them (a shared machine's speed drifts over minutes)."""
@@ -443,7 +386,7 @@ def throughput_rows(model: str, folder: Path, files: list[Path], threads: int):
     }
     timed = {}
     for what, (argv, thr, _) in runs.items():
-        timed[what], _ = timed_command(argv, command_env(thr))
+        timed[what], _ = run_child(argv, child_env(thr), TIMEOUT_S)
         out = Path(argv[argv.index("--out") + 1])
         if npz_keys(out) != [str(f) for f in files]:
             raise RuntimeError(f"{what}: {out} does not hold the inputs' keys")
@@ -481,7 +424,7 @@ def throughput_rows(model: str, folder: Path, files: list[Path], threads: int):
     # files it, not the embedding, sets the files/s.
     single = write_list(folder / "one_file.txt", files[:1])
     argv = embed_argv(model, single, folder / "one_file.npz")
-    seconds, _ = timed_command(argv, command_env(threads))
+    seconds, _ = run_child(argv, child_env(threads), TIMEOUT_S)
     return rows + render(
         SECTION, STARTUP_ROWS, {"seconds": seconds, "threads": threads}
     )
@@ -564,14 +507,14 @@ def run_and_kill(argv, env, parts: Path, at: int, log: Path) -> Optional[int]:
 def resume_rows(model: str, folder: Path, files: list[Path], threads: int):
     """Part 3: a run killed halfway and rerun vs a straight run."""
     listing = write_list(folder / "files.txt", files)
-    env = command_env(threads)
+    env = child_env(threads)
     straight, resumed = folder / "straight.npz", folder / "resumed.npz"
-    total, _ = timed_command(embed_argv(model, listing, straight), env)
+    total, _ = run_child(embed_argv(model, listing, straight), env, TIMEOUT_S)
     argv = embed_argv(model, listing, resumed)
     at = int(np.ceil(0.5 * len(files)))
     done = run_and_kill(argv, env, Path(f"{resumed}.parts"), at, folder / "killed.txt")
-    rerun, stderr = timed_command(argv, env)
-    found = re.search(r"resumed: (\d+) of (\d+)", stderr)
+    rerun, process = run_child(argv, env, TIMEOUT_S)
+    found = re.search(r"resumed: (\d+) of (\d+)", process.stderr)
     if done is None:
         kill = "the run ended before it could be killed (the rerun redid it all)"
     else:

@@ -1,34 +1,16 @@
 """Open-set identification: enroll speakers from several recordings, find them.
 
-Benchmark ``identification``. Parts 1 and 2 need a model folder
-(``--identification-model``) and realspk, part 3 neither:
-
-1. **realspk dev, open set.** Every dev recording is embedded once (fast path;
-   recordings refused for too little speech are left out and counted). The
-   first half of the sorted speakers is enrolled in a :class:`SpeakerGallery`
-   from its first 3 usable recordings; the queries are their other recordings
-   (known) and every recording of the other half (unknown). Per scoring of
-   :data:`~speechbrain_eres2net.evaluation.gallery.SCORINGS`: closed-set top-1
-   and top-5 accuracy; the detection-and-identification rate (DIR: known
-   queries whose top candidate is right and above a threshold) at 1 % and 10 %
-   false alarm (the share of unknown queries' top scores above it, rounded
-   down); and the share of correct answers of :meth:`Identifier.answer` (the
-   folder's calibration). Reference: sherpa-onnx's ``SpeakerEmbeddingManager``
-   (``sherpa-onnx/csrc/speaker-embedding-manager.cc``: the normalised sum of
-   the raw embeddings, best cosine, one threshold), here with the threshold
-   tuned on these very queries (an oracle no deployment has). Target: our
-   default answers at least as often correct, for ``gallery_scoring``.
-2. **Calibration of multi-recording enrollment.** Every (known query,
-   enrolled speaker) pair is a trial: Cllr of the folder calibration's LLRs
-   (``sides_llr`` with both sides' net speech and mean raw norm, as
-   :meth:`Identifier.answer` computes them) against the minCllr of the same
-   scores, per scoring; and the same with every enrolled recording alone as a
-   speaker (the kind of trials calibrations are fitted on).
-3. **Scale.** One query against 1 k, 10 k and 100 k enrolled speakers (random
-   192-d embeddings, 3 recordings each) in a fresh process: ms per
-   :meth:`Identifier.answer` against a sherpa-onnx-style search (one
-   matrix-vector product with precomputed speaker means), file size after
-   :meth:`SpeakerGallery.save`, load time, peak RSS, enrolling one more.
+Benchmark ``identification`` (``--identification-model``, a folder with its
+calibration; part 3 runs without), in parts: (1) on realspk dev, half the
+speakers enrolled from 3 recordings each, queried with their other recordings
+(known) and every recording of the other half (unknown): per gallery scoring,
+closed-set top-1/top-5 accuracy, DIR at 1 % and 10 % false alarm, and the
+share of correct :meth:`Identifier.answer` answers; the reference is
+sherpa-onnx's ``SpeakerEmbeddingManager`` recipe (normalised sum of the raw
+embeddings, best cosine) with one threshold tuned on these very queries (an
+oracle); (2) Cllr of the calibration's LLRs vs minCllr of the same scores, with
+3-recording and single-recording enrollment; (3) one query against 1 k-100 k
+random speakers: time vs a sherpa-style search, file size, load, peak RSS.
 """
 
 from __future__ import annotations

@@ -1,35 +1,16 @@
 """Speech presence: are non-speech recordings refused, and does trimming pay?
 
-Benchmark ``robustness`` (needs a model folder, ``--robustness-model``;
-realspk for everything but the synthetic signals). Every figure comes from the
-run that prints it:
-
-1. **Non-speech refused.** Synthetic 16 kHz signals, 3-5 s each, several of
-   every kind (seeded): digital zero, dither at -90 dBFS, white noise at
-   -60/-40/-20/-6 dBFS, pink and brown noise, 50/60 Hz hum with harmonics,
-   pure tones (100 Hz-4 kHz), chirps, click trains, DTMF-like dual tones.
-   Ours: % refused by :class:`SpeakerEmbedder`'s check (net speech below
-   ``min_speech_seconds``, Silero VAD); reference: % refused by a plain
-   energy detector (20 ms frames above -40 dBFS RMS) under the same rule.
-   WebRTC VAD (mode 3) is a third detector where ``webrtcvad`` imports.
-2. **Real speech refused.** Every realspk train and dev recording through
-   the same check; target 0 %. Min and median net speech.
-3. **Wrapped trials.** realspk ``dev_trials.txt`` with the test side wrapped
-   in 5-20 s (drawn per file and side) of silence (digital zero plus -70 dBFS
-   dither) or of -35 dBFS white noise. EER and actDCF(0.01) (LLRs of the
-   folder's ``calibration.json``, quality from each side's net speech and
-   embedding norm) with ``vad`` trim, check and off, against the clean trials
-   with vad off (the model with no speech handling: a trimmed reference hid
-   what trimming cost clean speech). Targets: trim within 0.5 EER points of
-   that reference when wrapped, trim and check within 0.1 point when clean.
-4. **Short speech.** The test side cut to its first 0.5 / 1 / 2 / 4 s of net
-   speech (trimmed first), embedded with trim and ``min_speech_seconds=0``:
-   EER and Cllr against full length, what ``min_speech_seconds`` rests on.
-5. **VAD cost.** :class:`SpeechDetector` vs one embedding of the base model
-   (random weights, fast path) on the same 10 s of real speech, interleaved,
-   median; target < 10 %.
-6. **Memory for any length.** Peak RSS of ``embed_recording`` on a 1-hour
-   file vs a 1-minute one, each in a fresh process; target <= 1.2x.
+Benchmark ``robustness`` (``--robustness-model``; realspk for all but part 1),
+in parts: (1) synthetic non-speech of 13 kinds (silence, dither, white, pink,
+brown noise, hum, tones, chirps, clicks, DTMF) refused by our check (Silero
+net speech below ``min_speech_seconds``) vs a plain energy detector, webrtcvad
+beside where importable; (2) realspk train + dev recordings refused (target
+0 %); (3) dev trials with the test side wrapped in 5-20 s of silence or noise,
+EER and actDCF by ``vad`` mode against the clean trials with vad off (the model
+with no speech handling: a trimmed reference hid what trimming cost); (4) the
+test side cut to 0.5-4 s of net speech, EER and Cllr vs full length; (5) the
+VAD's time vs one base-model embedding (target < 10 %); (6) peak RSS of
+``embed_recording`` on a 1-hour file vs a 1-minute one (target <= 1.2x).
 """
 
 from __future__ import annotations
@@ -179,9 +160,6 @@ MEMORY_ROWS = table(
 )
 
 
-# ----------------------------------------------------------------- signals
-
-
 def at_dbfs(wav: np.ndarray, dbfs: float) -> np.ndarray:
     """``wav`` scaled to an RMS of ``dbfs`` (dB re full scale 1.0), clipped."""
     rms = float(np.sqrt(np.mean(np.square(wav)))) or 1.0
@@ -292,9 +270,6 @@ def write_wav(path: Path, wav: np.ndarray, subtype: str = "PCM_16") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), np.asarray(wav, dtype=np.float32), RATE, subtype)
     return path
-
-
-# --------------------------------------------------------------- detectors
 
 
 def energy_seconds(wav: np.ndarray) -> float:
@@ -433,9 +408,6 @@ def real_speech_values(embedder, limit: Optional[int]) -> dict:
         "disputed": 100.0 * len(disputed) / max(1, len(rels)),
         "wrong_note": wrong_note,
     }
-
-
-# ------------------------------------------------------------------ trials
 
 
 @dataclasses.dataclass
@@ -651,9 +623,6 @@ def trial_rows(model: str, folder: Path, limit, seed: int, calibration) -> list:
             SECTION, SHORT_ROWS, {**base, **result, "name": name, "note": note}
         )
     return rows
-
-
-# ------------------------------------------------------------- cost, memory
 
 
 def real_speech(seconds: float) -> torch.Tensor:

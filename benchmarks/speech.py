@@ -1,29 +1,14 @@
 """Speech handling that costs no accuracy: the benchmark that chose the default.
 
-Section ``speech`` of ``python -m benchmarks`` (needs realspk and model
-folders trained on it, ``--speech-models``). For every model and every
-candidate speech handling (:data:`CANDIDATES`, applied to both sides of a
-trial, as the commands apply it), the realspk dev trials are scored
-
-* clean;
-* with the test side wrapped in 5-20 s of silence, and of -35 dBFS noise;
-* with the test side cut to its first 1 s and 2 s of net speech (nothing
-  refused there: ``min_speech_seconds`` 0);
-
-and each row gives EER, minDCF(0.01), actDCF(0.01) and Cllr (LLRs of the
-folder's ``calibration.json``). **The reference of every row is the same
-model with speech handling off on the clean trials**, never a row of the
-candidate itself: a candidate that trims clean speech shows its cost.
-Targets (issue 24): clean EER <= reference + 0.1 point; wrapped EER <=
-reference + 0.5 point. ``--speech-trained-alike`` adds models trained with a
-trimming handling (the recipe's data pipeline applying it), scored with the
-handling their folder records, against the reference of the model of the
-same name before " trained" (e.g. "ERes2Net trained trim" -> "ERes2Net").
-The refusal rows run the packaged default on the 13 kinds of synthetic
-non-speech (target 100 % refused) and on every realspk recording (target
-<= 0.8 %).
-
-Everything runs the eager fp32 model (``fast=False``), the same on every CPU.
+Benchmark ``speech`` (``--speech-models NAME=DIR,...`` trained on realspk).
+Every model and candidate handling (:data:`CANDIDATES`, on both sides) scores
+the dev trials clean, with the test side wrapped in silence or noise, and cut
+to 1 and 2 s of net speech: EER, minDCF, actDCF and Cllr. The reference of
+every row is the same model with speech handling off on the clean trials,
+never the candidate itself. ``--speech-trained-alike`` adds models trained
+with a trimming handling, against the reference of the name before
+" trained". Refusal rows: the default on synthetic non-speech and realspk.
+Everything runs the eager fp32 model, the same on every CPU.
 """
 
 from __future__ import annotations
