@@ -476,6 +476,48 @@ def rows_from_json(path: Union[str, os.PathLike]) -> list[Row]:
     return [Row(**{k: v for k, v in r.items() if k in fields}) for r in rows]
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (``VmHWM``), in MiB:
+    ``getrusage`` would carry the forking parent's peak across ``execve``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def worker(argv: list[str]) -> int:
+    """``python -m benchmarks.worker module:function JSON``: calls it and prints
+    its dict plus the peak RSS before the call (the package imported, so that
+    peak - base is the work itself) and after it."""
+    target, kwargs = argv[0], json.loads(argv[1])
+    importlib.import_module("speechbrain_eres2net")
+    module, function = target.split(":")
+    function = getattr(importlib.import_module(module), function)
+    base = peak_rss_mb()
+    result = function(**kwargs)
+    print(json.dumps({**result, "base_rss_mb": base, "peak_rss_mb": peak_rss_mb()}))
+    return 0
+
+
+def report(paths: list[str]) -> int:
+    """``python -m benchmarks.report FILE...``: the machine line and Markdown
+    table of each result file (the docs' tables are this output)."""
+    if not paths:
+        print("usage: python -m benchmarks.report RESULTS.json [...]", file=sys.stderr)
+        return 2
+    for path in paths:
+        payload = json.loads(Path(path).read_text())
+        machine = payload["machine"]
+        print(
+            f"`{payload['command']}` ({payload['started_utc']}, "
+            f"{payload['seconds']:.0f} s; {machine['cpu']}, {machine['cores']} cores, "
+            f"torch {machine['torch']}, load average at start "
+            f"{machine['load_average_start'][0]:.2f})\n"
+        )
+        print(format_markdown(rows_from_json(path)))
+    return 0
+
+
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     """The options; ``--quick`` shrinks every default size for a smoke run."""
     parser = argparse.ArgumentParser(

@@ -166,12 +166,8 @@ def bench_engines(args) -> list:
         for n in args.thread_counts:
             kwargs = {"seconds": seconds, "threads": n, "repeats": repeats}
             kwargs.update(calibration=args.calibration_utts, emulated=emulated)
-            result = run_isolated(
-                "benchmarks.engines:engine_times",
-                kwargs,
-                n,
-                env=AVX2_ENV if emulated else None,
-            )
+            env = AVX2_ENV if emulated else None
+            result = run_isolated("benchmarks.engines:engine_times", kwargs, n, env=env)
             times = result["times"]
             for name in list(times)[1:]:
                 kind = result["auto"] if name == "auto" else name
@@ -179,27 +175,18 @@ def bench_engines(args) -> list:
                 # ONNX Runtime ignores the oneDNN/ATen ISA switches; OpenVINO's
                 # oneDNN kernels honour ONEDNN_MAX_CPU_ISA (the note lists them).
                 unrestricted = emulated and engine == "onnxruntime"
-                kernels = result["kernels"].get(name)
+                kernels = result["kernels"].get(name) or {}
+                listed = ", ".join(f"{k} x{c}" for k, c in sorted(kernels.items()))
                 targeted = not unrestricted and (name == "auto" or precision == "int8")
-                values = {
-                    "seconds": seconds,
-                    "threads": n,
-                    "title": "fast path auto: " if name == "auto" else "",
-                    "kind": kind,
-                    "where": "native ISA: onnxruntime not restricted"
-                    if unrestricted
-                    else result["isa"],
-                    "ours": times[name],
-                    "official": times["official"],
-                    "target": TARGETS.get((isa, precision)) if targeted else None,
-                    "cosine": result["cosines"][name],
-                    "kernels": "conv kernels "
-                    + ", ".join(f"{k} x{c}" for k, c in sorted(kernels.items()))
-                    + "; "
-                    if kernels
-                    else "",
-                    "load": result["load"],
-                }
+                values = {"seconds": seconds, "threads": n, "kind": kind}
+                values.update(ours=times[name], official=times["official"])
+                values.update(cosine=result["cosines"][name], load=result["load"])
+                values["title"] = "fast path auto: " if name == "auto" else ""
+                values["where"] = result["isa"]
+                if unrestricted:
+                    values["where"] = "native ISA: onnxruntime not restricted"
+                values["target"] = TARGETS.get((isa, precision)) if targeted else None
+                values["kernels"] = f"conv kernels {listed}; " if listed else ""
                 rows += render("engines", ENGINE_ROWS, values)
     return rows
 
@@ -211,19 +198,15 @@ def dev_scores(embedder, trials: Path) -> tuple:
     from speechbrain_eres2net.dataio.trials import read_trials
 
     labels, enrol, test = read_trials(trials)
-    files = sorted(set(enrol) | set(test))
-    wav = REALSPK / "wav"
-    done = embedder.embed_files([wav / f for f in files], progress=False)
+    paths = {f: str(REALSPK / "wav" / f) for f in sorted({*enrol, *test})}
+    done = embedder.embed_files(list(paths.values()), progress=False)
     if done.errors:
         raise RuntimeError(f"{len(done.errors)} dev files failed: {done.errors}")
-    vectors = {
-        f: torch.nn.functional.normalize(
-            torch.as_tensor(done.embeddings[str(wav / f)]), dim=0
-        )
-        for f in files
+    unit = {
+        f: done.embeddings[p] / np.linalg.norm(done.embeddings[p])
+        for f, p in paths.items()
     }
-    scores = np.array([float(vectors[a] @ vectors[b]) for a, b in zip(enrol, test)])
-    return scores, labels
+    return np.array([float(unit[a] @ unit[b]) for a, b in zip(enrol, test)]), labels
 
 
 def bench_accuracy(args) -> list:
@@ -272,11 +255,9 @@ def bench_accuracy(args) -> list:
         values["eer_points"] = abs(values["eer_diff"])
         for who, m in (("fp32", fp32), ("int8", int8)):
             values[f"{who}_eer"] = 100 * m["eer"]
-            values[f"{who}_dcf1"], values[f"{who}_dcf5"] = (
-                m["min_dcf_0.01"],
-                m["min_dcf_0.05"],
-            )
-        values["dcf1"] = abs(int8["min_dcf_0.01"] - fp32["min_dcf_0.01"])
-        values["dcf5"] = abs(int8["min_dcf_0.05"] - fp32["min_dcf_0.05"])
+            values[f"{who}_dcf1"] = m["min_dcf_0.01"]
+            values[f"{who}_dcf5"] = m["min_dcf_0.05"]
+        for key in ("dcf1", "dcf5"):
+            values[key] = abs(values[f"int8_{key}"] - values[f"fp32_{key}"])
         rows += render("accuracy", ACCURACY_ROWS, values)
     return rows

@@ -61,7 +61,6 @@ EMBEDDING_SIZE = 192
 # measured, not the network.
 TINY_MODEL = {"m_channels": 8, "num_blocks": [1, 1, 1, 1]}
 RANDOM_BASE = "random-base"
-TIMEOUT_S = 3600.0
 PARTS = ("throughput", "machinery", "resume", "memory", "scoring")
 # name: (full run, --quick); files None: all 1,040.
 SIZES = {
@@ -237,8 +236,8 @@ def random_model_folder(out: Path, config: dict, title: str, seed: int = 0) -> P
 
 def speechbrain_loop(model: str, listing: str, savedir: str, out: str) -> dict:
     """Worker: a SpeechBrain user's loop over the files of ``listing``, timed
-    as a whole (model load excluded); the embeddings go to ``out`` (``.npy``,
-    list order) so that the caller can check both sides computed the same."""
+    as a whole (model load excluded); the embeddings go to ``out`` (``.npz``
+    keyed by path) so that the caller can check both sides computed the same."""
     import speechbrain.dataio.dataio
     from speechbrain.inference.speaker import SpeakerRecognition
 
@@ -251,7 +250,7 @@ def speechbrain_loop(model: str, listing: str, savedir: str, out: str) -> dict:
             wav = speechbrain.dataio.dataio.read_audio(path)
             embeddings.append(recognizer.encode_batch(wav.unsqueeze(0))[0, 0])
     seconds = time.perf_counter() - start
-    np.save(out, torch.stack(embeddings).numpy())
+    np.savez(out, **{path: e.numpy() for path, e in zip(files, embeddings)})
     return {
         "seconds": seconds,
         "threads": torch.get_num_threads(),
@@ -312,7 +311,7 @@ def score_simulated(
     can tell them from what :func:`evaluate_trials` adds."""
     from speechbrain_eres2net.evaluation.pipeline import evaluate_trials
 
-    from .worker import peak_rss_mb
+    from .driver import peak_rss_mb
 
     rng = np.random.default_rng(seed)
     # Shaped like VoxCeleb's idNNNNN/video/NNNNN.wav: their length is part of
@@ -351,80 +350,52 @@ def throughput_rows(model: str, folder: Path, files: list[Path], threads: int):
     """Part 1: files/s of the command four ways vs SpeechBrain's loop, run
     before and after them (a shared machine's speed drifts over minutes)."""
     listing = write_list(folder / "files.txt", files)
-    reference_out = folder / "speechbrain.npy"
-    loop = {
-        "model": str(model),
-        "listing": str(listing),
-        "savedir": str(folder / "speechbrain_savedir"),
-        "out": str(reference_out),
-    }
-    target = "benchmarks.extraction:speechbrain_loop"
-    before = run_isolated(target, loop, threads, TIMEOUT_S)
+    loop = {"model": str(model), "listing": str(listing)}
+    loop.update(savedir=str(folder / "savedir"), out=str(folder / "speechbrain.npz"))
+    before = run_isolated("benchmarks.extraction:speechbrain_loop", loop, threads)
     calibration = write_list(folder / "int8.txt", files[:INT8_CALIBRATION_FILES])
-    int8 = ("--precision", "int8", "--int8-calibration", str(calibration))
-    runs = {  # what: (argv, threads, target)
-        f"1 process x {threads} thr": (
-            embed_argv(model, listing, folder / "one.npz"),
-            threads,
-            2.0,
-        ),
-        "torchrun --nproc_per_node=2, 1 thr each": (
-            torchrun_argv(model, listing, folder / "torchrun.npz", 2),
-            1,
-            None,
-        ),
-        f"1 process x {threads} thr, --num-workers 2": (
-            embed_argv(model, listing, folder / "workers.npz", "--num-workers", "2"),
-            threads,
-            None,
-        ),
-        f"1 process x {threads} thr, --precision int8 (opt-in)": (
-            embed_argv(model, listing, folder / "int8.npz", *int8),
-            threads,
-            None,
-        ),
+    one = f"1 process x {threads} thr"
+    runs = {  # what -> extra arguments of the command (None: under torchrun)
+        one: [],
+        "torchrun --nproc_per_node=2, 1 thr each": None,
+        f"{one}, --num-workers 2": ["--num-workers", "2"],
+        f"{one}, --precision int8 (opt-in)": ["--precision", "int8"]
+        + ["--int8-calibration", str(calibration)],
     }
-    timed = {}
-    for what, (argv, thr, _) in runs.items():
-        timed[what], _ = run_child(argv, child_env(thr), TIMEOUT_S)
-        out = Path(argv[argv.index("--out") + 1])
+    seconds = {}
+    for k, (what, extra) in enumerate(runs.items()):
+        out = folder / f"run{k}.npz"
+        argv = embed_argv(model, listing, out, *extra or ())
+        if extra is None:
+            argv = torchrun_argv(model, listing, out, 2)
+        seconds[what], _ = run_child(
+            argv, child_env(threads if extra is not None else 1)
+        )
         if npz_keys(out) != [str(f) for f in files]:
             raise RuntimeError(f"{what}: {out} does not hold the inputs' keys")
-    after = run_isolated(target, loop, threads, TIMEOUT_S)
-    common = {
-        "n": len(files),
-        "reference_rate": 2 * len(files) / (before["seconds"] + after["seconds"]),
-        "class": before["class"],
-        "loop_threads": before["threads"],
-        "before": before["seconds"],
-        "after": after["seconds"],
-        "capability": cpu_capability(),
-    }
-    reference = np.load(reference_out)
+    after = run_isolated("benchmarks.extraction:speechbrain_loop", loop, threads)
+    common = {"n": len(files), "class": before["class"], "capability": cpu_capability()}
+    common.update(before=before["seconds"], after=after["seconds"])
+    common.update(loop_threads=before["threads"])
+    common["reference_rate"] = 2 * len(files) / (before["seconds"] + after["seconds"])
     rows = []
-    for what, (argv, _, target) in runs.items():
+    for k, what in enumerate(runs):
         extra = ""
-        if target is not None or "int8" in what:
-            out = Path(argv[argv.index("--out") + 1])
-            with np.load(out) as data:
-                mine = np.stack([data[str(f)] for f in files])
-            cos = np.sum(mine * reference, 1) / (
-                np.linalg.norm(mine, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
-            )
-            extra = f"; min cosine to SpeechBrain's embeddings {float(cos.min()):.6f}"
-        if "int8" in what:
-            extra += (
-                f"; calibrated on the first {INT8_CALIBRATION_FILES} files "
-                "(calibration inside the timed command)"
-            )
-        values = {**common, "what": what, "seconds": timed[what], "extra": extra}
-        values.update(rate=len(files) / timed[what], target=target)
+        if k in (0, 3):  # the target's row, and int8's (which rounds)
+            cosine = min_cosine_npz(folder / f"run{k}.npz", Path(loop["out"]))
+            extra = f"; min cosine to SpeechBrain's embeddings {cosine:.6f}"
+        if k == 3:
+            extra += f"; calibrated on the first {INT8_CALIBRATION_FILES} files "
+            extra += "(calibration inside the timed command)"
+        values = {**common, "what": what, "seconds": seconds[what], "extra": extra}
+        values.update(rate=len(files) / seconds[what], target=2.0 if k == 0 else None)
         rows += render(SECTION, THROUGHPUT_ROWS, values)
     # The fixed cost inside each figure above: with a small model or few
     # files it, not the embedding, sets the files/s.
-    single = write_list(folder / "one_file.txt", files[:1])
-    argv = embed_argv(model, single, folder / "one_file.npz")
-    seconds, _ = run_child(argv, child_env(threads), TIMEOUT_S)
+    argv = embed_argv(
+        model, write_list(folder / "one.txt", files[:1]), folder / "1.npz"
+    )
+    seconds, _ = run_child(argv, child_env(threads))
     return rows + render(
         SECTION, STARTUP_ROWS, {"seconds": seconds, "threads": threads}
     )
@@ -435,18 +406,15 @@ def machinery_rows(model: str, folder: Path, files: list[Path], repeats: int, th
     listing = write_list(folder / "files.txt", files)
     kwargs = {"model": model, "listing": str(listing), "folder": str(folder)}
     kwargs["repeats"] = repeats
-    result = run_isolated(
-        "benchmarks.extraction:machinery_cost", kwargs, threads, TIMEOUT_S
-    )
+    result = run_isolated("benchmarks.extraction:machinery_cost", kwargs, threads)
     values = {**result, "repeats": repeats, "capability": cpu_capability()}
     return render(SECTION, MACHINERY_ROWS, values)
 
 
 def memory_rows(folder: Path, tiled: tuple[int, int], threads: int) -> list:
     """Part 2: peak RSS of the command, large tiled corpus vs small one."""
-    model = random_model_folder(
-        folder / "tiny_model", TINY_MODEL, "Tiny random ERes2Net"
-    )
+    title = "Tiny random ERes2Net"
+    model = random_model_folder(folder / "tiny_model", TINY_MODEL, title)
     small, large = tiled
     sources = [REALSPK / "wav" / rel for rel in realspk_files()]
     (folder / "tiled").mkdir()
@@ -458,9 +426,7 @@ def memory_rows(folder: Path, tiled: tuple[int, int], threads: int) -> list:
         listing = write_list(folder / f"files_{count}.txt", links[:count])
         out = folder / f"out_{count}.npz"
         kwargs = {"args": embed_args(str(model), listing, out)}
-        result = run_isolated(
-            "benchmarks.extraction:embed_in_process", kwargs, threads, TIMEOUT_S
-        )
+        result = run_isolated("benchmarks.extraction:embed_in_process", kwargs, threads)
         if len(npz_keys(out)) != count:
             raise RuntimeError(f"{count} files embedded into {len(npz_keys(out))} keys")
         values[f"{size}_rss"] = result["peak_rss_mb"]
@@ -509,11 +475,11 @@ def resume_rows(model: str, folder: Path, files: list[Path], threads: int):
     listing = write_list(folder / "files.txt", files)
     env = child_env(threads)
     straight, resumed = folder / "straight.npz", folder / "resumed.npz"
-    total, _ = run_child(embed_argv(model, listing, straight), env, TIMEOUT_S)
+    total, _ = run_child(embed_argv(model, listing, straight), env)
     argv = embed_argv(model, listing, resumed)
     at = int(np.ceil(0.5 * len(files)))
     done = run_and_kill(argv, env, Path(f"{resumed}.parts"), at, folder / "killed.txt")
-    rerun, process = run_child(argv, env, TIMEOUT_S)
+    rerun, process = run_child(argv, env)
     found = re.search(r"resumed: (\d+) of (\d+)", process.stderr)
     if done is None:
         kill = "the run ended before it could be killed (the rerun redid it all)"
@@ -522,18 +488,11 @@ def resume_rows(model: str, folder: Path, files: list[Path], threads: int):
         kill += f"found {found.group(1)} done" if found else "reported no resume"
     in_place, keys, diff = compare_npz(straight, resumed)
     resumed_keys = len(npz_keys(resumed))
-    values = {
-        "n": len(files),
-        "rerun_what": f"{threads}thr: rerun vs straight run",
-        "rerun": rerun,
-        "total": total,
-        "kill": kill,
-        "diff": diff,
-        "in_place": in_place,
-        "keys": keys,
-        "differ": "" if in_place == keys == resumed_keys else " (KEYS DIFFER)",
-        "same_order": 100.0 * in_place / max(keys, resumed_keys),
-    }
+    values = {"n": len(files), "rerun": rerun, "total": total, "kill": kill}
+    values.update(diff=diff, in_place=in_place, keys=keys)
+    values["rerun_what"] = f"{threads}thr: rerun vs straight run"
+    values["differ"] = "" if in_place == keys == resumed_keys else " (KEYS DIFFER)"
+    values["same_order"] = 100.0 * in_place / max(keys, resumed_keys)
     return render(SECTION, RESUME_ROWS, values)
 
 
@@ -541,7 +500,7 @@ def scoring_rows(folder: Path, sizes: dict, seed: int) -> list:
     """Part 4: AS-norm scoring of a VoxCeleb1-H-sized list, simulated."""
     kwargs = {k: sizes[k] for k in ("keys", "trials", "cohort", "top_k")}
     kwargs.update(folder=str(folder), seed=seed)
-    result = run_isolated("benchmarks.extraction:score_simulated", kwargs, 1, TIMEOUT_S)
+    result = run_isolated("benchmarks.extraction:score_simulated", kwargs, 1)
     what = (
         f"evaluate_trials, AS-norm, {sizes['keys']:,} keys x {sizes['trials']:,} "
         f"trials, cohort {sizes['cohort']:,} top {sizes['top_k']}"
@@ -578,11 +537,9 @@ def bench_extraction(args) -> list:
                 work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 title = "ERes2Net-base, random weights"
                 model = str(random_model_folder(work / "model", {}, title))
-            files = [REALSPK / "wav" / rel for rel in realspk_files(sizes["files"])]
-            few = [
-                REALSPK / "wav" / rel
-                for rel in realspk_files(min(len(files), sizes["machinery_files"]))
-            ]
+            files = [REALSPK / "wav" / r for r in realspk_files(sizes["files"])]
+            few = min(len(files), sizes["machinery_files"])
+            few = [REALSPK / "wav" / r for r in realspk_files(few)]
             repeats = sizes["machinery_repeats"]
             parts += [
                 ("throughput", lambda d: throughput_rows(model, d, files, threads)),

@@ -40,6 +40,7 @@ from .driver import (
     dev_speakers,
     has_realspk,
     interleaved_times,
+    peak_rss_mb,
     render,
     run_isolated,
     run_parts,
@@ -47,7 +48,6 @@ from .driver import (
     skipped,
     table,
 )
-from .worker import peak_rss_mb
 
 SECTION = "identification"
 ENROLL_RECORDINGS = 3

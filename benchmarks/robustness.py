@@ -166,14 +166,14 @@ def at_dbfs(wav: np.ndarray, dbfs: float) -> np.ndarray:
     return np.clip(wav * (10 ** (dbfs / 20) / rms), -1.0, 1.0)
 
 
-def coloured_noise(rng: np.random.Generator, samples: int, exponent: float):
+def coloured(rng, t, exponent: float):
     """Noise whose power falls as ``1 / f**exponent`` (1 pink, 2 brown)."""
-    spectrum = np.fft.rfft(rng.normal(size=samples))
-    spectrum *= np.maximum(np.fft.rfftfreq(samples, 1 / RATE), 20.0) ** (-exponent / 2)
-    return np.fft.irfft(spectrum, samples)
+    spectrum = np.fft.rfft(rng.normal(size=t.size))
+    spectrum *= np.maximum(np.fft.rfftfreq(t.size, 1 / RATE), 20.0) ** (-exponent / 2)
+    return at_dbfs(np.fft.irfft(spectrum, t.size), rng.uniform(-50.0, -10.0))
 
 
-def dual_tones(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+def dual_tones(rng, t):
     """DTMF-like key presses: two-tone bursts of 80-250 ms with gaps."""
     out = np.zeros_like(t)
     start = int(rng.uniform(0.0, 0.3) * RATE)
@@ -182,18 +182,19 @@ def dual_tones(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
         span = slice(start, min(t.size, start + length))
         low = rng.choice((697, 770, 852, 941))
         high = rng.choice((1209, 1336, 1477, 1633))
-        tau = 2 * np.pi * t[span]
-        out[span] = np.sin(low * tau) + np.sin(high * tau)
+        out[span] = np.sin(2 * np.pi * low * t[span]) + np.sin(
+            2 * np.pi * high * t[span]
+        )
         start += length + int(rng.uniform(0.05, 0.3) * RATE)
-    return out
+    return at_dbfs(out, rng.uniform(-30.0, -10.0))
 
 
-def impulse_train(rng: np.random.Generator, samples: int) -> np.ndarray:
+def clicks(rng, t):
     """Clicks at 1-50 Hz: single-sample impulses or 1-ms decaying bursts."""
-    out = np.zeros(samples)
+    out = np.zeros(t.size)
     period = int(RATE / rng.uniform(1.0, 50.0))
     burst = np.exp(-np.arange(16) / 4.0) * rng.choice([-1.0, 1.0], size=16)
-    for start in range(int(rng.integers(0, period)), samples - 16, period):
+    for start in range(int(rng.integers(0, period)), t.size - 16, period):
         if rng.random() < 0.5:
             out[start] = rng.uniform(0.5, 0.9)
         else:
@@ -202,10 +203,11 @@ def impulse_train(rng: np.random.Generator, samples: int) -> np.ndarray:
 
 
 def hum(rng, t):
+    """50 or 60 Hz and six harmonics."""
     base = 50.0 if rng.random() < 0.5 else 60.0
+    phases = (rng.uniform(0, 2 * np.pi) for _ in range(7))
     wav = sum(
-        np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi)) / k
-        for k in range(1, 8)
+        np.sin(2 * np.pi * base * k * t + p) / k for k, p in zip(range(1, 8), phases)
     )
     return at_dbfs(wav, rng.uniform(-30.0, -10.0))
 
@@ -223,46 +225,39 @@ def chirp(rng, t):
     return at_dbfs(np.sin(phase), rng.uniform(-30.0, -6.0))
 
 
-def white(dbfs: float):
-    return lambda rng, t: at_dbfs(rng.normal(size=t.size), dbfs)
-
-
-def coloured(exponent: float):
-    return lambda rng, t: at_dbfs(
-        coloured_noise(rng, t.size, exponent), rng.uniform(-50.0, -10.0)
-    )
-
-
 # Kind name -> f(rng, t) making one signal for the time axis t.
 KINDS = {
     "digital zero": lambda rng, t: np.zeros_like(t),
-    "dither -90 dBFS": white(-90.0),
-    "white noise -60 dBFS": white(-60.0),
-    "white noise -40 dBFS": white(-40.0),
-    "white noise -20 dBFS": white(-20.0),
-    "white noise -6 dBFS": white(-6.0),
-    "pink noise": coloured(1),
-    "brown noise": coloured(2),
+    **{
+        name: lambda rng, t, dbfs=dbfs: at_dbfs(rng.normal(size=t.size), dbfs)
+        for name, dbfs in (
+            ("dither -90 dBFS", -90.0),
+            ("white noise -60 dBFS", -60.0),
+            ("white noise -40 dBFS", -40.0),
+            ("white noise -20 dBFS", -20.0),
+            ("white noise -6 dBFS", -6.0),
+        )
+    },
+    "pink noise": lambda rng, t: coloured(rng, t, 1),
+    "brown noise": lambda rng, t: coloured(rng, t, 2),
     "hum 50/60 Hz + harmonics": hum,
     "pure tone 100 Hz-4 kHz": tone,
     "chirp": chirp,
-    "clicks / impulse train": lambda rng, t: impulse_train(rng, t.size),
-    "DTMF-like dual tones": lambda rng, t: at_dbfs(
-        dual_tones(rng, t), rng.uniform(-30.0, -10.0)
-    ),
+    "clicks / impulse train": clicks,
+    "DTMF-like dual tones": dual_tones,
 }
 
 
 def non_speech(per_kind: int, seed: int) -> dict[str, list[np.ndarray]]:
     """``per_kind`` signals of every kind, 3-5 s each, float64 in [-1, 1]."""
     rng = np.random.default_rng(seed)
-    signals: dict[str, list[np.ndarray]] = {}
-    for kind, make in KINDS.items():
-        signals[kind] = []
-        for _ in range(per_kind):
-            t = np.arange(int(rng.uniform(3.0, 5.0) * RATE)) / RATE
-            signals[kind].append(make(rng, t))
-    return signals
+    return {
+        kind: [
+            make(rng, np.arange(int(rng.uniform(3.0, 5.0) * RATE)) / RATE)
+            for _ in range(per_kind)
+        ]
+        for kind, make in KINDS.items()
+    }
 
 
 def write_wav(path: Path, wav: np.ndarray, subtype: str = "PCM_16") -> Path:
@@ -564,17 +559,12 @@ def trial_rows(model: str, folder: Path, limit, seed: int, calibration) -> list:
     # The reference is the model with speech handling off on clean audio: a
     # trimmed reference would hide what trimming costs clean speech.
     clean = score_trials(trials, clean_sides["off"], clean_sides["off"], calibration)
-    calibrated = (
+    base = {f"clean_{key}": clean[key] for key in ("eer", "act_dcf", "cllr")}
+    base["calibrated"] = (
         "LLRs of the folder's calibration.json"
         if calibration is not None
         else "no calibration.json in the folder"
     )
-    base = {
-        "clean_eer": clean["eer"],
-        "clean_act_dcf": clean["act_dcf"],
-        "clean_cllr": clean["cllr"],
-        "calibrated": calibrated,
-    }
     name = "clean dev trials, vad off (reference)"
     values = {**base, **clean, "name": name, "note": trial_note(clean)}
     rows = render(SECTION, REFERENCE_ROWS, values)
@@ -589,9 +579,8 @@ def trial_rows(model: str, folder: Path, limit, seed: int, calibration) -> list:
             for m in modes
         ]
     for name, mode, files, target in conditions:
-        test = (
-            clean_sides[mode] if files is None else embed_side(embedders[mode], files)
-        )
+        test = clean_sides[mode] if files is None else None
+        test = test or embed_side(embedders[mode], files)
         result = score_trials(trials, clean_sides[mode], test, calibration)
         note = trial_note(result)
         if files is not None and test.errors:
@@ -738,19 +727,14 @@ def memory_rows(model: str, folder: Path, minutes, threads: int, seed: int):
         )
         if not (long["finite"] and short["finite"]):
             note += "; NON-FINITE EMBEDDING"
-        values = {
-            "long_label": labels[0],
-            "short_label": labels[1],
-            "content": content,
-            "note": note,
-            "threads": threads,
-            "long_rss": long["peak_rss_mb"],
-            "short_rss": short["peak_rss_mb"],
-            "long_s": long["seconds"],
-            "short_s": short["seconds"],
-            "long_rtf": long["seconds"] / long["duration"],
-            "short_rtf": short["seconds"] / short["duration"],
-        }
+        values = {"content": content, "note": note, "threads": threads}
+        for who, result, label in (
+            ("long", long, labels[0]),
+            ("short", short, labels[1]),
+        ):
+            values[f"{who}_label"], values[f"{who}_s"] = label, result["seconds"]
+            values[f"{who}_rss"] = result["peak_rss_mb"]
+            values[f"{who}_rtf"] = result["seconds"] / result["duration"]
         rows += render(SECTION, MEMORY_ROWS, values)
     return rows
 
@@ -782,11 +766,7 @@ def bench_robustness(args) -> list:
             SECTION, "real speech, trials, cost, memory", f"{REALSPK} absent"
         )
     calibration = folder_calibration(model)
-    cost = {
-        "seconds": sizes["cost_seconds"],
-        "repeats": sizes["cost_repeats"],
-        "fast": sizes["cost_fast"],
-    }
+    cost = {key: sizes[f"cost_{key}"] for key in ("seconds", "repeats", "fast")}
 
     def cost_rows(folder: Path) -> list:
         result = run_isolated("benchmarks.robustness:vad_cost", cost, threads)

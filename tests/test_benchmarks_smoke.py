@@ -388,7 +388,7 @@ def test_extraction_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
     assert number_after(one["note"], "min cosine to SpeechBrain's embeddings") > 0.9999
     assert one["ratio"] == pytest.approx(one["ours"] / one["reference"])
     int8 = by_name(rows, "--precision int8 (opt-in)")
-    assert number_after(int8["note"], "min cosine to SpeechBrain's embeddings") > 0.9
+    assert number_after(int8["note"], "min cosine to SpeechBrain's embeddings") > 0.99
     # Resuming must not change the output, whatever the timing.
     assert by_name(rows, "keys in the same order")["ours"] == 100.0
     difference = by_name(rows, "max |difference|")
