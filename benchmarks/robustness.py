@@ -28,6 +28,19 @@ import numpy as np
 import soundfile
 import torch
 
+from speechbrain_eres2net.dataio.audio import read_audio
+from speechbrain_eres2net.dataio.trials import read_trials
+from speechbrain_eres2net.dataio.vad import SpeechDetector
+from speechbrain_eres2net.evaluation.calibration import act_dcf, cllr
+from speechbrain_eres2net.evaluation.decisions import folder_calibration
+from speechbrain_eres2net.evaluation.metrics import verification_metrics
+from speechbrain_eres2net.evaluation.pipeline import quality_kinds, trial_quality
+from speechbrain_eres2net.inference.embedder import (
+    NotEnoughSpeechError,
+    SpeakerEmbedder,
+)
+from speechbrain_eres2net.settings import default
+
 from .driver import (
     REALSPK,
     cpu_capability,
@@ -294,10 +307,6 @@ def webrtc_seconds(wav: np.ndarray, vad) -> float:
 def detector_seconds(paths: Sequence[Path], embedder) -> dict[str, list]:
     """Per file: refused by the embedder's check, net speech of each detector
     (``silero``, ``energy``, ``webrtc`` where importable) and ``duration``."""
-    from speechbrain_eres2net.dataio.audio import read_audio
-    from speechbrain_eres2net.dataio.vad import SpeechDetector
-    from speechbrain_eres2net.inference.embedder import NotEnoughSpeechError
-
     detector, vad = SpeechDetector(), None
     keys = ["refused", "silero", "energy", "duration"]
     if importlib.util.find_spec("webrtcvad") is not None:
@@ -434,8 +443,6 @@ def embed_side(embedder, files: dict[str, Path]) -> Side:
 
 def read_dev_trials(limit: Optional[int]) -> tuple[np.ndarray, list[str], list[str]]:
     """realspk dev trials; with ``limit``, the first half target, half not."""
-    from speechbrain_eres2net.dataio.trials import read_trials
-
     labels, enrol, test = read_trials(REALSPK / "dev_trials.txt")
     if limit is not None and limit < labels.size:
         keep = np.concatenate(
@@ -459,10 +466,6 @@ def score_trials(trials, enrol: Side, test: Side, calibration) -> dict:
     >>> score_trials(trials, same, same, None)["eer"]  # perfectly separable
     0.0
     """
-    from speechbrain_eres2net.evaluation.calibration import act_dcf, cllr
-    from speechbrain_eres2net.evaluation.metrics import verification_metrics
-    from speechbrain_eres2net.evaluation.pipeline import quality_kinds, trial_quality
-
     labels, enrol_names, test_names = trials
     keep = [
         i
@@ -546,10 +549,6 @@ def trial_note(result: dict) -> str:
 
 def trial_rows(model: str, folder: Path, limit, seed: int, calibration) -> list:
     """Parts 3 and 4: wrapped test side by vad mode; test side cut short."""
-    from speechbrain_eres2net.dataio.vad import SpeechDetector
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
-    from speechbrain_eres2net.settings import default
-
     trials = read_dev_trials(limit)
     _, enrol_rels, test_rels = trials
     clean_files = {r: REALSPK / "wav" / r for r in sorted({*enrol_rels, *test_rels})}
@@ -634,8 +633,6 @@ def vad_cost(seconds: float, repeats: int, fast: bool) -> dict:
     from speechbrain.processing.features import InputNormalization
 
     from speechbrain_eres2net import ERes2Net
-    from speechbrain_eres2net.dataio.vad import SpeechDetector
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
     from speechbrain_eres2net.inference.fastpath import optimize_for_inference
 
     torch.manual_seed(0)
@@ -684,8 +681,6 @@ def write_long_recording(path: Path, minutes: float, seed: int, silence: bool):
 
 def embed_long(model: str, path: str, threads: int) -> dict:
     """Worker: ``SpeakerEmbedder.embed_recording`` of one file, timed."""
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
-
     set_threads(threads)
     embedder = SpeakerEmbedder.from_folder(model, fast=True)
     start = time.perf_counter()
@@ -744,9 +739,6 @@ def bench_robustness(args) -> list:
     row. Options: ``--robustness-model`` (skipped without one), ``--quick``,
     ``--robustness-trials`` (0: all), ``--robustness-minutes``, ``--threads``
     (the last count)."""
-    from speechbrain_eres2net.evaluation.decisions import folder_calibration
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
-
     model, seed = args.robustness_model, 1234
     if model is None:
         why = "no model folder given (--robustness-model)"

@@ -21,6 +21,10 @@ from typing import Optional
 
 import numpy as np
 
+from speechbrain_eres2net.dataio.vad import SpeechDetector
+from speechbrain_eres2net.evaluation.decisions import folder_calibration
+from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+
 from .driver import REALSPK, has_realspk, render, run_parts, set_threads, skipped, table
 from .robustness import (
     REAL_ROWS,
@@ -104,8 +108,6 @@ def parse_models(text: Optional[str]) -> dict[str, str]:
 
 def condition_files(folder: Path, test: list[str], seed: int) -> dict[str, dict]:
     """The test-side files of every condition (built once for all models)."""
-    from speechbrain_eres2net.dataio.vad import SpeechDetector
-
     clean = {r: REALSPK / "wav" / r for r in sorted(set(test))}
     files = {
         CONDITIONS[0]: clean,
@@ -129,9 +131,6 @@ def score_model(
     """Rows of one model: every candidate under every condition vs the
     reference (this model, vad off, clean trials, unless ``reference``);
     and that reference's result."""
-    from speechbrain_eres2net.evaluation.decisions import folder_calibration
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
-
     calibration = folder_calibration(model)
     enrol_files = {r: REALSPK / "wav" / r for r in sorted(set(trials[1]))}
     rows, off_enrol = [], None
@@ -197,8 +196,6 @@ def row(model: str, what: str, result: dict, reference: dict, target) -> list:
 def refusal_rows(folder: Path, model: str, per_kind: int, seed: int) -> list:
     """The packaged default on synthetic non-speech (target 100 % refused) and
     on every realspk recording (target <= 0.8 %)."""
-    from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
-
     embedder = SpeakerEmbedder.from_folder(model, fast=False)
     rows = [
         dataclasses.replace(r, section=SECTION)
@@ -245,7 +242,6 @@ def bench_speech(args) -> list:
     def run_alike(name: str, model: str, folder: Path) -> list:
         # Scored with the handling the folder records it was trained with;
         # the reference stays the model trained without it, vad off.
-        from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 
         trained = SpeakerEmbedder.from_folder(model, fast=False).speech
         handling = {f"as trained, {trained.describe()}": {}}

@@ -11,12 +11,19 @@ is used instead.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
 
-from .driver import render, run_isolated, set_threads, skipped, table, twin_models
+from .driver import (
+    interleaved_times,
+    render,
+    run_isolated,
+    set_threads,
+    skipped,
+    table,
+    twin_models,
+)
 
 NUM_CLASSES = 5994  # VoxCeleb2-dev speakers
 CPU_ROWS = table(
@@ -72,30 +79,17 @@ def _step_parts(implementation: str, m_channels: int, device: str):
     return model, step
 
 
-def train_step(
-    implementation: str,
-    batch: int = 32,
-    frames: int = 298,
-    steps: int = 2,
-    m_channels: int = 32,
-    threads: int = 2,
-    channels_last: bool = False,
-) -> dict:
-    """Median seconds per CPU training step (run in a worker for peak RSS)."""
+def train_step(implementation, batch, frames, steps, threads, channels_last) -> dict:
+    """Worker: median seconds per CPU training step, after one untimed step
+    (allocator, oneDNN primitives, optimiser state)."""
     set_threads(threads)
-    model, step = _step_parts(implementation, m_channels, "cpu")
+    model, step = _step_parts(implementation, 32, "cpu")
     if channels_last:  # the recipe's ``channels_last: True``
         model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, frames, 80, generator=generator)
     y = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
-    step(x, y)  # warm-up: allocator, oneDNN primitives, optimiser state
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times)}
+    return {"seconds": interleaved_times({"step": lambda: step(x, y)}, steps)["step"]}
 
 
 def bench_training(args) -> list:
