@@ -162,9 +162,10 @@ def agreement(model: str, candidate: str, ours, off) -> list:
     the 1st percentile of the cosine over the enrolment-side recordings
     (what tests/test_speech_handling.py holds the default to)."""
     names = sorted(set(ours.embeddings) & set(off.embeddings))
-    a = np.stack([ours.embeddings[n] for n in names])
-    b = np.stack([off.embeddings[n] for n in names])
-    cosines = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    pairs = [(ours.embeddings[n], off.embeddings[n]) for n in names]
+    cosines = np.array(
+        [float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in pairs]
+    )
     values = {"model": model, "candidate": candidate, "n": len(names)}
     values.update(p1=float(np.percentile(cosines, 1)), least=float(cosines.min()))
     values["median"] = float(np.median(cosines))
