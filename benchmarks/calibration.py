@@ -48,7 +48,7 @@ from speechbrain_eres2net.evaluation.pipeline import trial_quality
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 from speechbrain_eres2net.settings import default
 
-from .driver import REALSPK, REPO, cpu_capability, dev_speakers
+from .measure import REALSPK, REPO, cpu_capability, dev_speakers
 
 P_TARGET = 0.01
 CUT_SECONDS = 2.0

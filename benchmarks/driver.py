@@ -9,12 +9,7 @@ rule (:meth:`Row.of`): a reference time over ours (a speed-up) for time units
 where higher is better, ours over the reference otherwise. The reference is the
 previous default or a peer, never the new behaviour itself. The result file
 records the command that wrote it and the CPU capability the kernels ran with.
-
-Speeds are compared by interleaving our run and the reference inside one loop,
-so that load drift on a shared machine hits both alike (median reported). Peak
-memory is the ``VmHWM`` of a fresh process per measurement
-(:func:`run_isolated`). Set ``OMP_NUM_THREADS`` before launching to pin the
-parent's threads. Example::
+How figures are measured is :mod:`benchmarks.measure`. Example::
 
     python -m benchmarks --quick --only inference,evaluation --json /tmp/r.json
 """
@@ -28,8 +23,6 @@ import json
 import math
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -38,12 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Optional, Union
 
-REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests"
-REALSPK = Path(
-    os.environ.get("ERES2NET_REALSPK", REPO.parent / "shared" / "data" / "realspk")
-)
+from .measure import cpu_capability
+
 TIME_UNITS = ("s", "ms")
+HEADER = ("section", "name", "ours", "reference", "unit", "ratio", "target", "pass")
 
 # Name -> "module:function" (in this package) taking the parsed options. A new
 # benchmark adds its line here and, if it needs any, its options to OPTIONS.
@@ -97,11 +88,8 @@ OPTIONS = """
 
 @dataclasses.dataclass
 class Row:
-    """One line of a table: ours, reference, ratio, target, pass/fail.
-
-    The target reads ``ratio >= target`` when ``higher_is_better``, ``ratio <=
-    target`` otherwise; with ``absolute`` it applies to ``ours`` itself.
-    """
+    """One line of a table. The target reads ``ratio >= target`` when
+    ``higher_is_better``, else ``<=``; with ``absolute``, ``ours`` against it."""
 
     section: str
     name: str
@@ -145,7 +133,7 @@ class Row:
 
 
 def finite(value) -> bool:
-    """Whether ``value`` is a number and not NaN or infinite."""
+    """Whether ``value`` is a number, not NaN nor infinite."""
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -281,135 +269,6 @@ def run_parts(section: str, parts: Sequence[tuple[str, Callable[[Path], list]]])
     return rows
 
 
-def interleaved_times(functions: Mapping, repeats: int, warmup=1, pause=0.0) -> dict:
-    """Median seconds per call of each function, calls interleaved, after
-    ``warmup`` untimed rounds (allocator, oneDNN primitive caches). ``pause``:
-    untimed sleep before each call, as thread pools (OpenMP's, ONNX Runtime's,
-    OpenVINO's) spin after one and would share the cores with the next.
-
-    Example
-    -------
-    >>> sorted(interleaved_times({"a": lambda: 1, "b": lambda: 2}, 2))
-    ['a', 'b']
-    """
-    for _ in range(warmup):
-        for function in functions.values():
-            function()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(max(1, repeats)):
-        for name, function in functions.items():
-            if pause:
-                time.sleep(pause)
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def set_threads(threads: int) -> None:
-    """Sets torch's intra-op threads (the env vars are set for workers)."""
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def cpu_capability() -> str:
-    """``torch.backends.cpu.get_cpu_capability()``: the ISA of the kernels."""
-    import torch
-
-    return str(torch.backends.cpu.get_cpu_capability())
-
-
-def twin_models(m_channels: int = 32, seed: int = 0):
-    """(official 3D-Speaker ERes2Net, ours) with identical random weights and
-    randomised BN statistics (so that folding them is not a no-op)."""
-    import torch
-
-    from speechbrain_eres2net import ERes2Net
-
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    from oracle import official
-
-    torch.manual_seed(seed)
-    reference = official()[0].ERes2Net(m_channels=m_channels).eval()
-    with torch.no_grad():
-        for module in reference.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.2)
-    return reference, ERes2Net.from_3dspeaker(reference.state_dict()).eval()
-
-
-def child_env(threads: int, extra: Optional[dict] = None) -> dict:
-    """A child's environment: its threads, this checkout importable, and no
-    network (every folder is local: a Hub look-up would be a bug)."""
-    env = {**os.environ, **(extra or {}), "HF_HUB_OFFLINE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO), env.get("PYTHONPATH")])
-    )
-    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    return env
-
-
-def run_child(argv: Sequence[str], env: dict, timeout: float = 3600.0):
-    """(wall-clock seconds, finished process) of a command run in the
-    checkout; RuntimeError with its stderr tail when it fails."""
-    start = time.perf_counter()
-    process = subprocess.run(
-        list(argv), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if process.returncode != 0:
-        what = " ".join(map(str, argv[1:4]))
-        tail = process.stderr.strip()[-2000:]
-        raise RuntimeError(f"exit {process.returncode} of {what} ...: {tail}")
-    return time.perf_counter() - start, process
-
-
-def run_isolated(target: str, kwargs: dict, threads=2, timeout=3600.0, env=None):
-    """``module:function(**kwargs)`` run in a fresh Python (:mod:`benchmarks.
-    worker`): its dict plus ``base_rss_mb`` (peak RSS before the call, imports
-    done) and ``peak_rss_mb``. ``env`` adds variables (``ONEDNN_MAX_CPU_ISA``
-    is read when torch is imported)."""
-    argv = [sys.executable, "-m", "benchmarks.worker", target, json.dumps(kwargs)]
-    _, process = run_child(argv, child_env(threads, env), timeout)
-    return json.loads(process.stdout.strip().splitlines()[-1])
-
-
-def realspk_list(*names: str) -> list[tuple[str, str]]:
-    """(speaker, path relative to wav/) of realspk list files, in order."""
-    pairs = []
-    for name in names:
-        for line in (REALSPK / name).read_text().splitlines():
-            if line.strip():
-                speaker, rel = line.split()[:2]
-                pairs.append((speaker, rel))
-    return pairs
-
-
-def realspk_files(limit: Optional[int] = None) -> list[str]:
-    """Paths (relative to wav/) of realspk train and dev, evenly spread."""
-    rels = [rel for _, rel in realspk_list("train_list.txt", "dev_list.txt")]
-    if limit is not None and limit < len(rels):
-        rels = rels[:: len(rels) // limit][:limit]
-    return rels
-
-
-def dev_speakers() -> dict[str, list[str]]:
-    """realspk dev speaker -> its recordings, speakers sorted, list order."""
-    speakers: dict[str, list[str]] = {}
-    for speaker, rel in realspk_list("dev_list.txt"):
-        speakers.setdefault(speaker, []).append(rel)
-    return dict(sorted(speakers.items()))
-
-
-def has_realspk(*names: str) -> bool:
-    """Whether the realspk list files ``names`` are there."""
-    return all((REALSPK / name).is_file() for name in names)
-
-
 def _number(value: Optional[float]) -> str:
     if value is None:
         return ""
@@ -418,15 +277,13 @@ def _number(value: Optional[float]) -> str:
 
 def _cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
     """Header and one tuple of formatted cells per row."""
-    lines = [
-        ("section", "name", "ours", "reference", "unit", "ratio", "target", "pass")
-    ]
+    lines = [HEADER]
     for row in rows:
         target = ""
         if row.target is not None:
             sense = ">= " if row.higher_is_better else "<= "
-            target = (
-                sense + f"{row.target:g}" + (f" {row.unit}" if row.absolute else "x")
+            target = f"{sense}{row.target:g}" + (
+                f" {row.unit}" if row.absolute else "x"
             )
         lines.append(
             (
@@ -474,29 +331,6 @@ def rows_from_json(path: Union[str, os.PathLike]) -> list[Row]:
     fields = {f.name for f in dataclasses.fields(Row)}
     rows = json.loads(Path(path).read_text())["rows"]
     return [Row(**{k: v for k, v in r.items() if k in fields}) for r in rows]
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (``VmHWM``), in MiB:
-    ``getrusage`` would carry the forking parent's peak across ``execve``."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def worker(argv: list[str]) -> int:
-    """``python -m benchmarks.worker module:function JSON``: calls it and prints
-    its dict plus the peak RSS before the call (the package imported, so that
-    peak - base is the work itself) and after it."""
-    target, kwargs = argv[0], json.loads(argv[1])
-    importlib.import_module("speechbrain_eres2net")
-    module, function = target.split(":")
-    function = getattr(importlib.import_module(module), function)
-    base = peak_rss_mb()
-    result = function(**kwargs)
-    print(json.dumps({**result, "base_rss_mb": base, "peak_rss_mb": peak_rss_mb()}))
-    return 0
 
 
 def report(paths: list[str]) -> int:

@@ -19,15 +19,13 @@ from pathlib import Path
 
 import torch
 
-from .driver import (
+from .driver import render, skipped, table
+from .measure import (
     REALSPK,
     interleaved_times,
     realspk_list,
-    render,
     run_isolated,
     set_threads,
-    skipped,
-    table,
     twin_models,
 )
 

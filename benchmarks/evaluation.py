@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .driver import render, run_isolated, table
+from .driver import render, table
+from .measure import run_isolated
 
 METRIC_ROWS = table(
     """

@@ -30,7 +30,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .driver import (
+from .driver import render, run_parts, skipped, table
+from .measure import (
     REALSPK,
     REPO,
     child_env,
@@ -38,13 +39,9 @@ from .driver import (
     has_realspk,
     interleaved_times,
     realspk_files,
-    render,
     run_child,
     run_isolated,
-    run_parts,
     set_threads,
-    skipped,
-    table,
 )
 
 SECTION = "extraction"
@@ -311,7 +308,7 @@ def score_simulated(
     can tell them from what :func:`evaluate_trials` adds."""
     from speechbrain_eres2net.evaluation.pipeline import evaluate_trials
 
-    from .driver import peak_rss_mb
+    from .measure import peak_rss_mb
 
     rng = np.random.default_rng(seed)
     # Shaped like VoxCeleb's idNNNNN/video/NNNNN.wav: their length is part of

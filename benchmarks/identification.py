@@ -35,18 +35,15 @@ from speechbrain_eres2net.evaluation.identification import Identifier
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 from speechbrain_eres2net.settings import default
 
-from .driver import (
+from .driver import render, run_parts, skipped, table
+from .measure import (
     REALSPK,
     dev_speakers,
     has_realspk,
     interleaved_times,
     peak_rss_mb,
-    render,
     run_isolated,
-    run_parts,
     set_threads,
-    skipped,
-    table,
 )
 
 SECTION = "identification"

@@ -19,15 +19,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from .driver import (
+from .driver import render, skipped, table
+from .measure import (
     REALSPK,
     interleaved_times,
     realspk_list,
-    render,
     run_isolated,
     set_threads,
-    skipped,
-    table,
     twin_models,
 )
 

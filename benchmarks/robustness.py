@@ -15,12 +15,9 @@ VAD's time vs one base-model embedding (target < 10 %); (6) peak RSS of
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import os
 import statistics
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -28,41 +25,42 @@ import numpy as np
 import soundfile
 import torch
 
-from speechbrain_eres2net.dataio.audio import read_audio
-from speechbrain_eres2net.dataio.trials import read_trials
 from speechbrain_eres2net.dataio.vad import SpeechDetector
-from speechbrain_eres2net.evaluation.calibration import act_dcf, cllr
 from speechbrain_eres2net.evaluation.decisions import folder_calibration
-from speechbrain_eres2net.evaluation.metrics import verification_metrics
-from speechbrain_eres2net.evaluation.pipeline import quality_kinds, trial_quality
 from speechbrain_eres2net.inference.embedder import (
-    NotEnoughSpeechError,
     SpeakerEmbedder,
 )
 from speechbrain_eres2net.settings import default
 
-from .driver import (
+from .driver import render, run_parts, skipped, table
+from .measure import (
     REALSPK,
     cpu_capability,
     has_realspk,
     interleaved_times,
     realspk_files,
-    render,
     run_isolated,
-    run_parts,
     set_threads,
-    skipped,
-    table,
+)
+from .signals import (
+    RATE,
+    at_dbfs,
+    detector_seconds,
+    non_speech,
+    percent_below,
+    write_wav,
+)
+from .trials import (
+    SILENCE_DITHER_DBFS,
+    cut_test_side,
+    embed_side,
+    read_dev_trials,
+    score_trials,
+    wrap_test_side,
 )
 
 SECTION = "robustness"
-RATE = 16000
-P_TARGET = 0.01
-ENERGY_DBFS, ENERGY_FRAME_S = -40.0, 0.02
-WEBRTC_MODE, WEBRTC_FRAME_S = 3, 0.03
 SHORT_SECONDS = (0.5, 1.0, 2.0, 4.0)
-WRAP_SECONDS = (5.0, 20.0)
-SILENCE_DITHER_DBFS, WRAP_NOISE_DBFS = -70.0, -35.0
 # Sleep before each timed call: thread pools spin after one (interleaved_times).
 PAUSE_S = 0.2
 # name: (full run, --quick). real_files/trials None: all.
@@ -132,15 +130,15 @@ CONDITION_ROWS = table(
     """
 )
 # The reference itself: its actDCF against itself is exactly 1.0x.
-REFERENCE_ROWS = (
-    table(
-        """
+REFERENCE_ROWS = table(
+    """
     {name}: EER {eer:.2f} %
         eer, % EER
         {note}
+    {name}: actDCF(0.01)
+        act_dcf / clean_act_dcf, actDCF, lower
+        {calibrated}
     """
-    )
-    + CONDITION_ROWS[1:]
 )
 SHORT_ROWS = table(
     """
@@ -171,168 +169,6 @@ MEMORY_ROWS = table(
         {threads}thr; real-time factor {long_rtf:.4f} vs {short_rtf:.4f}
     """
 )
-
-
-def at_dbfs(wav: np.ndarray, dbfs: float) -> np.ndarray:
-    """``wav`` scaled to an RMS of ``dbfs`` (dB re full scale 1.0), clipped."""
-    rms = float(np.sqrt(np.mean(np.square(wav)))) or 1.0
-    return np.clip(wav * (10 ** (dbfs / 20) / rms), -1.0, 1.0)
-
-
-def coloured(rng, t, exponent: float):
-    """Noise whose power falls as ``1 / f**exponent`` (1 pink, 2 brown)."""
-    spectrum = np.fft.rfft(rng.normal(size=t.size))
-    spectrum *= np.maximum(np.fft.rfftfreq(t.size, 1 / RATE), 20.0) ** (-exponent / 2)
-    return at_dbfs(np.fft.irfft(spectrum, t.size), rng.uniform(-50.0, -10.0))
-
-
-def dual_tones(rng, t):
-    """DTMF-like key presses: two-tone bursts of 80-250 ms with gaps."""
-    out = np.zeros_like(t)
-    start = int(rng.uniform(0.0, 0.3) * RATE)
-    while start < t.size:
-        length = int(rng.uniform(0.08, 0.25) * RATE)
-        span = slice(start, min(t.size, start + length))
-        low = rng.choice((697, 770, 852, 941))
-        high = rng.choice((1209, 1336, 1477, 1633))
-        out[span] = np.sin(2 * np.pi * low * t[span]) + np.sin(
-            2 * np.pi * high * t[span]
-        )
-        start += length + int(rng.uniform(0.05, 0.3) * RATE)
-    return at_dbfs(out, rng.uniform(-30.0, -10.0))
-
-
-def clicks(rng, t):
-    """Clicks at 1-50 Hz: single-sample impulses or 1-ms decaying bursts."""
-    out = np.zeros(t.size)
-    period = int(RATE / rng.uniform(1.0, 50.0))
-    burst = np.exp(-np.arange(16) / 4.0) * rng.choice([-1.0, 1.0], size=16)
-    for start in range(int(rng.integers(0, period)), t.size - 16, period):
-        if rng.random() < 0.5:
-            out[start] = rng.uniform(0.5, 0.9)
-        else:
-            out[start : start + 16] = rng.uniform(0.3, 0.9) * burst
-    return out
-
-
-def hum(rng, t):
-    """50 or 60 Hz and six harmonics."""
-    base = 50.0 if rng.random() < 0.5 else 60.0
-    phases = (rng.uniform(0, 2 * np.pi) for _ in range(7))
-    wav = sum(
-        np.sin(2 * np.pi * base * k * t + p) / k for k, p in zip(range(1, 8), phases)
-    )
-    return at_dbfs(wav, rng.uniform(-30.0, -10.0))
-
-
-def tone(rng, t):
-    freq = float(np.exp(rng.uniform(np.log(100.0), np.log(4000.0))))
-    return at_dbfs(np.sin(2 * np.pi * freq * t), rng.uniform(-30.0, -6.0))
-
-
-def chirp(rng, t):
-    period = rng.uniform(0.5, t[-1])
-    low, high = rng.uniform(100.0, 500.0), rng.uniform(2000.0, 4000.0)
-    local = t % period
-    phase = 2 * np.pi * (low * local + 0.5 * (high - low) / period * local**2)
-    return at_dbfs(np.sin(phase), rng.uniform(-30.0, -6.0))
-
-
-# Kind name -> f(rng, t) making one signal for the time axis t.
-KINDS = {
-    "digital zero": lambda rng, t: np.zeros_like(t),
-    **{
-        name: lambda rng, t, dbfs=dbfs: at_dbfs(rng.normal(size=t.size), dbfs)
-        for name, dbfs in (
-            ("dither -90 dBFS", -90.0),
-            ("white noise -60 dBFS", -60.0),
-            ("white noise -40 dBFS", -40.0),
-            ("white noise -20 dBFS", -20.0),
-            ("white noise -6 dBFS", -6.0),
-        )
-    },
-    "pink noise": lambda rng, t: coloured(rng, t, 1),
-    "brown noise": lambda rng, t: coloured(rng, t, 2),
-    "hum 50/60 Hz + harmonics": hum,
-    "pure tone 100 Hz-4 kHz": tone,
-    "chirp": chirp,
-    "clicks / impulse train": clicks,
-    "DTMF-like dual tones": dual_tones,
-}
-
-
-def non_speech(per_kind: int, seed: int) -> dict[str, list[np.ndarray]]:
-    """``per_kind`` signals of every kind, 3-5 s each, float64 in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    return {
-        kind: [
-            make(rng, np.arange(int(rng.uniform(3.0, 5.0) * RATE)) / RATE)
-            for _ in range(per_kind)
-        ]
-        for kind, make in KINDS.items()
-    }
-
-
-def write_wav(path: Path, wav: np.ndarray, subtype: str = "PCM_16") -> Path:
-    """Writes a 16 kHz mono file (``FLOAT`` keeps levels below 16-bit steps)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), np.asarray(wav, dtype=np.float32), RATE, subtype)
-    return path
-
-
-def energy_seconds(wav: np.ndarray) -> float:
-    """Net "speech" of the baseline: 20 ms frames above -40 dBFS RMS.
-
-    Example
-    -------
-    >>> energy_seconds(np.zeros(16000)), energy_seconds(np.full(16000, 0.5))
-    (0.0, 1.0)
-    """
-    n = int(ENERGY_FRAME_S * RATE)
-    frames = np.asarray(wav, dtype=np.float64)[: wav.size // n * n].reshape(-1, n)
-    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
-    return float(np.count_nonzero(level > ENERGY_DBFS) * ENERGY_FRAME_S)
-
-
-def webrtc_seconds(wav: np.ndarray, vad) -> float:
-    """Net speech by WebRTC VAD (30 ms frames of 16-bit PCM)."""
-    n = int(WEBRTC_FRAME_S * RATE)
-    pcm = (np.clip(wav, -1.0, 1.0) * 32767).astype("<i2")
-    frames = range(0, pcm.size - n + 1, n)
-    return sum(vad.is_speech(pcm[i : i + n].tobytes(), RATE) for i in frames) * (
-        WEBRTC_FRAME_S
-    )
-
-
-def detector_seconds(paths: Sequence[Path], embedder) -> dict[str, list]:
-    """Per file: refused by the embedder's check, net speech of each detector
-    (``silero``, ``energy``, ``webrtc`` where importable) and ``duration``."""
-    detector, vad = SpeechDetector(), None
-    keys = ["refused", "silero", "energy", "duration"]
-    if importlib.util.find_spec("webrtcvad") is not None:
-        import webrtcvad
-
-        vad = webrtcvad.Vad(WEBRTC_MODE)
-        keys.append("webrtc")
-    out: dict[str, list] = {key: [] for key in keys}
-    for path in paths:
-        wav = read_audio(path, embedder.sample_rate)
-        try:
-            embedder.speech_of(path, wav)
-            out["refused"].append(False)
-        except NotEnoughSpeechError:
-            out["refused"].append(True)
-        out["silero"].append(detector(wav, embedder.sample_rate).seconds)
-        out["energy"].append(energy_seconds(wav.numpy()))
-        out["duration"].append(wav.shape[0] / embedder.sample_rate)
-        if vad is not None:
-            out["webrtc"].append(webrtc_seconds(wav.numpy(), vad))
-    return out
-
-
-def percent_below(seconds: Sequence[float], minimum: float) -> float:
-    """% of files with less net speech than ``minimum`` (refused)."""
-    return 100.0 * sum(s < minimum for s in seconds) / max(1, len(seconds))
 
 
 def detector_values(what: str, found: dict, minimum: float) -> dict:
@@ -412,129 +248,6 @@ def real_speech_values(embedder, limit: Optional[int]) -> dict:
         "disputed": 100.0 * len(disputed) / max(1, len(rels)),
         "wrong_note": wrong_note,
     }
-
-
-@dataclasses.dataclass
-class Side:
-    """Embeddings and net speech of one side of the trials, by trial name."""
-
-    embeddings: dict[str, np.ndarray]
-    seconds: dict[str, float]
-    errors: dict[str, str]
-
-
-def embed_side(embedder, files: dict[str, Path]) -> Side:
-    """Embeds ``name -> file`` with ``embed_files`` (each file once).
-
-    A file embedded with no speech heard at all (``min_speech_seconds`` 0 with
-    ``vad: check``) has no duration to calibrate with: it counts as refused.
-    """
-    done = embedder.embed_files(list(files.values()), progress=False)
-    by_path = {str(path): name for name, path in files.items()}
-    errors = {by_path[p]: reason for p, reason in done.errors.items()}
-    silent = {p for p, s in done.speech.items() if s.seconds <= 0}
-    errors.update({by_path[p]: "no speech heard" for p in silent})
-    return Side(
-        {by_path[p]: e for p, e in done.embeddings.items() if p not in silent},
-        {by_path[p]: s.seconds for p, s in done.speech.items() if p not in silent},
-        errors,
-    )
-
-
-def read_dev_trials(limit: Optional[int]) -> tuple[np.ndarray, list[str], list[str]]:
-    """realspk dev trials; with ``limit``, the first half target, half not."""
-    labels, enrol, test = read_trials(REALSPK / "dev_trials.txt")
-    if limit is not None and limit < labels.size:
-        keep = np.concatenate(
-            [np.flatnonzero(labels == k)[: (limit + 1 - k) // 2] for k in (1, 0)]
-        )
-        keep.sort()
-        labels = labels[keep]
-        enrol, test = [enrol[i] for i in keep], [test[i] for i in keep]
-    return labels, enrol, test
-
-
-def score_trials(trials, enrol: Side, test: Side, calibration) -> dict:
-    """EER (%), minDCF, and with a calibration actDCF(0.01) and Cllr of the
-    trials whose sides both have an embedding (the others are counted).
-
-    Example
-    -------
-    >>> same = Side({"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0])},
-    ...             {"a": 3.0, "b": 3.0}, {})
-    >>> trials = (np.array([1, 0, 0, 1]), ["a", "a", "b", "b"], ["a", "b", "a", "b"])
-    >>> score_trials(trials, same, same, None)["eer"]  # perfectly separable
-    0.0
-    """
-    labels, enrol_names, test_names = trials
-    keep = [
-        i
-        for i, (a, b) in enumerate(zip(enrol_names, test_names))
-        if a in enrol.embeddings and b in test.embeddings
-    ]
-    names = sorted({f"e:{enrol_names[i]}" for i in keep})
-    names += sorted({f"t:{test_names[i]}" for i in keep})
-    index = {n: k for k, n in enumerate(names)}
-    left = np.array([index[f"e:{enrol_names[i]}"] for i in keep])
-    right = np.array([index[f"t:{test_names[i]}"] for i in keep])
-    sides = {n: enrol if n.startswith("e:") else test for n in names}
-    embeddings = {n: sides[n].embeddings[n[2:]] for n in names}
-    durations = {n: sides[n].seconds[n[2:]] for n in names}
-    unit = np.stack([embeddings[n] / np.linalg.norm(embeddings[n]) for n in names])
-    scores = np.einsum("ij,ij->i", unit[left], unit[right])
-    kept = labels[keep]
-    metrics = verification_metrics(scores, kept, (P_TARGET,))
-    result = {
-        "eer": 100.0 * metrics["eer"],
-        "min_dcf": metrics[f"min_dcf_{P_TARGET:g}"],
-        "act_dcf": None,
-        "cllr": None,
-        "n_trials": len(keep),
-        "left_out": int(labels.size - len(keep)),
-        "median_test_seconds": statistics.median(
-            durations[n] for n in names if n.startswith("t:")
-        ),
-    }
-    if calibration is not None:
-        quality, _ = trial_quality(
-            quality_kinds(calibration), names, left, right, embeddings, durations
-        )
-        llrs = calibration.llr(scores, quality)
-        result["act_dcf"] = act_dcf(llrs, kept, P_TARGET)
-        result["cllr"] = cllr(llrs, kept)
-    return result
-
-
-def wrap_test_side(test: Sequence[str], folder: Path, kind: str, seed: int) -> dict:
-    """Each distinct test file wrapped in 5-20 s of silence (digital zero plus
-    -70 dBFS dither) or of -35 dBFS white noise, drawn per file and side."""
-    dbfs = SILENCE_DITHER_DBFS if kind == "silence" else WRAP_NOISE_DBFS
-    files = {}
-    for k, rel in enumerate(sorted(set(test))):
-        rng = np.random.default_rng([seed, k, int(kind == "noise")])
-        speech, rate = soundfile.read(str(REALSPK / "wav" / rel), dtype="float64")
-        assert rate == RATE, f"{rel}: {rate} Hz"
-        pads = [
-            at_dbfs(rng.normal(size=int(rng.uniform(*WRAP_SECONDS) * RATE)), dbfs)
-            for _ in range(2)
-        ]
-        files[rel] = write_wav(
-            folder / kind / rel, np.concatenate([pads[0], speech, pads[1]])
-        )
-    return files
-
-
-def cut_test_side(test: Sequence[str], folder: Path, detector, seconds: float):
-    """Each distinct test file trimmed, then cut to its first ``seconds``;
-    returns the files and how many held less net speech than that."""
-    files, shorter = {}, 0
-    for rel in sorted(set(test)):
-        wav, rate = soundfile.read(str(REALSPK / "wav" / rel), dtype="float32")
-        trimmed = detector(torch.from_numpy(wav), rate).trim(torch.from_numpy(wav))
-        shorter += int(trimmed.shape[0] < seconds * rate)
-        clip = trimmed[: int(seconds * rate)].numpy()
-        files[rel] = write_wav(folder / f"{seconds:g}s" / rel, clip)
-    return files, shorter
 
 
 def trial_note(result: dict) -> str:
@@ -708,9 +421,8 @@ def memory_rows(model: str, folder: Path, minutes, threads: int, seed: int):
         for m in minutes:
             path = write_long_recording(folder / f"long_{m:g}min.wav", m, seed, silence)
             kwargs = {"model": model, "path": str(path), "threads": threads}
-            done.append(
-                run_isolated("benchmarks.robustness:embed_long", kwargs, threads)
-            )
+            target = "benchmarks.robustness:embed_long"
+            done.append(run_isolated(target, kwargs, threads))
             path.unlink()
         long, short = done
         note = (
@@ -723,10 +435,7 @@ def memory_rows(model: str, folder: Path, minutes, threads: int, seed: int):
         if not (long["finite"] and short["finite"]):
             note += "; NON-FINITE EMBEDDING"
         values = {"content": content, "note": note, "threads": threads}
-        for who, result, label in (
-            ("long", long, labels[0]),
-            ("short", short, labels[1]),
-        ):
+        for who, result, label in zip(("long", "short"), done, labels):
             values[f"{who}_label"], values[f"{who}_s"] = label, result["seconds"]
             values[f"{who}_rss"] = result["peak_rss_mb"]
             values[f"{who}_rtf"] = result["seconds"] / result["duration"]
@@ -753,9 +462,9 @@ def bench_robustness(args) -> list:
         ("non-speech", lambda d: non_speech_rows(embedder, d, sizes["per_kind"], seed))
     ]
     if not has_realspk("dev_trials.txt"):
-        rows = run_parts(SECTION, parts)
-        return rows + skipped(
-            SECTION, "real speech, trials, cost, memory", f"{REALSPK} absent"
+        why = f"{REALSPK} absent"
+        return run_parts(SECTION, parts) + skipped(
+            SECTION, "real speech, trials, cost, memory", why
         )
     calibration = folder_calibration(model)
     cost = {key: sizes[f"cost_{key}"] for key in ("seconds", "repeats", "fast")}

@@ -25,14 +25,13 @@ from speechbrain_eres2net.dataio.vad import SpeechDetector
 from speechbrain_eres2net.evaluation.decisions import folder_calibration
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 
-from .driver import REALSPK, has_realspk, render, run_parts, set_threads, skipped, table
-from .robustness import (
-    REAL_ROWS,
+from .driver import render, run_parts, skipped, table
+from .measure import REALSPK, has_realspk, set_threads
+from .robustness import REAL_ROWS, non_speech_rows, real_speech_values
+from .trials import (
     cut_test_side,
     embed_side,
-    non_speech_rows,
     read_dev_trials,
-    real_speech_values,
     score_trials,
     wrap_test_side,
 )

@@ -15,15 +15,8 @@ import time
 
 import torch
 
-from .driver import (
-    interleaved_times,
-    render,
-    run_isolated,
-    set_threads,
-    skipped,
-    table,
-    twin_models,
-)
+from .driver import render, skipped, table
+from .measure import interleaved_times, run_isolated, set_threads, twin_models
 
 NUM_CLASSES = 5994  # VoxCeleb2-dev speakers
 CPU_ROWS = table(

@@ -2,6 +2,6 @@
 
 import sys
 
-from .driver import worker
+from .measure import worker
 
 sys.exit(worker(sys.argv[1:]))

@@ -250,7 +250,7 @@ def test_a_benchmark_without_its_model_folder_says_which_option(
 
 
 def test_eer_of_a_perfectly_separable_toy_is_zero():
-    from benchmarks.robustness import Side, score_trials
+    from benchmarks.trials import Side, score_trials
 
     rng = np.random.default_rng(0)
     speakers = rng.standard_normal((4, 16))
