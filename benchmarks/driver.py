@@ -52,6 +52,7 @@ BENCHMARKS = {
     "speech": "speech:bench_speech",
     "extraction": "extraction:bench_extraction",
     "identification": "identification:bench_identification",
+    "sherpa": "sherpa:bench",
 }
 SECTIONS = tuple(BENCHMARKS)
 
@@ -83,6 +84,7 @@ OPTIONS = """
 --extraction-files int - - extraction: realspk files (default: all 1,040)
 --extraction-parts str - - extraction: of throughput,machinery,resume,memory,scoring
 --identification-model str - - identification: folder with its calibration.json
+--front-end-models str - - sherpa: ARCH/FRONT=DIR,... (each ARCH's first: its reference)
 """
 
 

@@ -84,7 +84,7 @@ def number_after(text: str, label: str) -> float:
 def tiny_model_folder(tmp_path: Path, qualities: tuple[str, ...]) -> Path:
     """The tiny recipe's model folder with a calibration using ``qualities``."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_hub import recipe_folder
+    from model_builders import recipe_folder
 
     from speechbrain_eres2net.evaluation.calibration import Calibration
 
@@ -433,3 +433,13 @@ def test_identification_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
         size = by_name(rows, f"gallery of {speakers} speakers x 3 recordings: file")
         # At least the float32 embeddings: 3 x 192 x 4 bytes per speaker.
         assert number_after(size["note"], "") >= 3 * 192 * 4
+
+
+def test_sherpa_quick_run_embeds_what_sherpa_onnx_embeds(tmp_path, realspk):
+    pytest.importorskip("sherpa_onnx")
+    rows, _, _ = run_quick(tmp_path, "--only", "sherpa", "--isas", "native")
+    # One exported graph, two programs: the embeddings must agree.
+    cosine = by_name(rows, "worst cosine, eres2net embed vs sherpa-onnx")
+    assert cosine["ours"] >= 0.999 and cosine["passed"]
+    speed = by_name(rows, "eres2net embed vs sherpa-onnx files/s")
+    assert speed["ratio"] == pytest.approx(speed["ours"] / speed["reference"])
