@@ -48,7 +48,7 @@ from speechbrain_eres2net.evaluation.pipeline import trial_quality
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 from speechbrain_eres2net.settings import default
 
-from .common import REALSPK, REPO
+from .measure import REALSPK, REPO, cpu_capability, dev_speakers
 
 P_TARGET = 0.01
 CUT_SECONDS = 2.0
@@ -75,53 +75,25 @@ def train_default_model(work: Path) -> Path:
     return folder
 
 
-def dev_utterances() -> dict[str, list[str]]:
-    """Speaker -> utterance paths (relative to wav/) of realspk dev."""
-    speakers: dict[str, list[str]] = {}
-    for line in (REALSPK / "dev_list.txt").read_text().splitlines():
-        if line.strip():
-            spk, rel = line.split()
-            speakers.setdefault(spk, []).append(rel)
-    return speakers
-
-
-def embed(embedder: SpeakerEmbedder, paths: list[str], seconds: Optional[float]):
-    """Embeddings and durations of files, whole or cut to their first seconds."""
+def condition(embedder: SpeakerEmbedder, speakers, half, seconds) -> dict:
+    """Everything one (half, duration) condition needs: every recording of
+    the half's speakers, whole or cut to its first ``seconds``, and every
+    pair of them as a trial."""
+    names = sorted(u for s in half for u in speakers[s])
     embeddings, durations = {}, {}
     rate = embedder.sample_rate
-    for rel in paths:
+    for rel in names:
         wav = read_audio(REALSPK / "wav" / rel, rate, embedder.min_samples)
-        if seconds is not None:
-            wav = wav[: int(seconds * rate)]
+        wav = wav if seconds is None else wav[: int(seconds * rate)]
         with torch.no_grad():
             embeddings[rel] = embedder.embed_batch([wav])[0].cpu().numpy()
         durations[rel] = wav.shape[0] / rate
-    return embeddings, durations
-
-
-def all_pairs(speakers: dict[str, list[str]], names: list[str]):
-    """Labels and (left, right) indices of every utterance pair of a half."""
-    index = {n: i for i, n in enumerate(names)}
-    owner = {u: s for s, utts in speakers.items() for u in utts}
-    utts = sorted(u for u in names)
-    left, right, labels = [], [], []
-    for a, b in itertools.combinations(utts, 2):
-        left.append(index[a])
-        right.append(index[b])
-        labels.append(int(owner[a] == owner[b]))
-    return np.array(labels), np.array(left), np.array(right)
-
-
-def scores_of(embeddings: dict, names: list[str], left, right) -> np.ndarray:
+    owner = {u: s for s in half for u in speakers[s]}
+    pairs = list(itertools.combinations(range(len(names)), 2))
+    left, right = (np.array(side) for side in zip(*pairs))
+    labels = np.array([int(owner[names[a]] == owner[names[b]]) for a, b in pairs])
     unit = np.stack([embeddings[n] / np.linalg.norm(embeddings[n]) for n in names])
-    return np.einsum("ij,ij->i", unit[left], unit[right])
-
-
-def condition(embedder, speakers, half, seconds):
-    """Everything one (half, duration) condition needs."""
-    names = sorted(u for s in half for u in speakers[s])
-    embeddings, durations = embed(embedder, names, seconds)
-    labels, left, right = all_pairs({s: speakers[s] for s in half}, names)
+    scores = np.einsum("ij,ij->i", unit[left], unit[right])
     return {
         "names": names,
         "embeddings": embeddings,
@@ -129,38 +101,27 @@ def condition(embedder, speakers, half, seconds):
         "labels": labels,
         "left": left,
         "right": right,
-        "scores": scores_of(embeddings, names, left, right),
+        "scores": scores,
     }
 
 
-def quality(kinds, cond):
+def quality(kinds, cond, pairs=slice(None)):
+    """The quality measures of a condition's trials, and their names."""
     return trial_quality(
         kinds,
         cond["names"],
-        cond["left"],
-        cond["right"],
+        cond["left"][pairs],
+        cond["right"][pairs],
         cond["embeddings"],
         cond["durations"],
-    )[0]
-
-
-def llr_row(name: str, llrs: np.ndarray, labels: np.ndarray) -> dict:
-    metrics = verification_metrics(llrs, labels, (P_TARGET,))
-    return {
-        "system": name,
-        "eer": metrics["eer"],
-        "min_dcf": metrics[f"min_dcf_{P_TARGET:g}"],
-        "act_dcf": act_dcf(llrs, labels, P_TARGET),
-        "cllr": cllr(llrs, labels),
-        "min_cllr": min_cllr(llrs, labels),
-    }
+    )
 
 
 def run(model: Path, seed: int, prior: float) -> dict:
     """All rows, as a dict ready for JSON."""
     torch.set_num_threads(2)
     embedder = SpeakerEmbedder.from_folder(model, fast=False)
-    speakers = dev_utterances()
+    speakers = dev_speakers()
     order = sorted(speakers)
     np.random.default_rng(seed).shuffle(order)
     half_a, half_b = order[: len(order) // 2], order[len(order) // 2 :]
@@ -184,20 +145,12 @@ def run(model: Path, seed: int, prior: float) -> dict:
     }
     calibrations = {}
     for name, kinds in systems.items():
-        measures = None
-        names = ()
+        measures, names = None, ()
         if kinds:
-            q_full = quality(kinds, fit_full)
-            q_cut = quality(kinds, fit_cut)
-            measures = np.concatenate([q_full, q_cut])
-            names = trial_quality(
-                kinds,
-                fit_full["names"],
-                fit_full["left"][:1],
-                fit_full["right"][:1],
-                fit_full["embeddings"],
-                fit_full["durations"],
-            )[1]
+            measures = np.concatenate(
+                [quality(kinds, fit_full)[0], quality(kinds, fit_cut)[0]]
+            )
+            names = quality(kinds, fit_full, slice(0, 1))[1]
         calibrations[name] = (
             kinds,
             fit_calibration(
@@ -210,37 +163,34 @@ def run(model: Path, seed: int, prior: float) -> dict:
         )
     rows = []
     for test_name, cond in tests.items():
-        labels = cond["labels"]
-        raw = verification_metrics(cond["scores"], labels, (P_TARGET,))
+        labels, scores = cond["labels"], cond["scores"]
         # Accepting cosine > threshold is the Bayes decision of the pseudo-LLR
         # below at p_target 0.01, so act_dcf measures that decision's cost.
-        shifted = cond["scores"] - eer_threshold + np.log((1 - P_TARGET) / P_TARGET)
-        rows.append(
-            {
-                "condition": test_name,
-                "system": "cosine, EER threshold of half A (uncalibrated)",
-                "eer": raw["eer"],
-                "min_dcf": raw[f"min_dcf_{P_TARGET:g}"],
-                "act_dcf": act_dcf(shifted, labels, P_TARGET),
-                "cllr": None,
-                "min_cllr": min_cllr(cond["scores"], labels),
-                "n_trials": int(labels.size),
-                "n_target": int(labels.sum()),
-                "note": f"accept cosine > {eer_threshold:.4f}",
-            }
-        )
+        shifted = scores - eer_threshold + np.log((1 - P_TARGET) / P_TARGET)
+        uncalibrated = "cosine, EER threshold of half A (uncalibrated)"
+        decisions = [(uncalibrated, scores, shifted)]
         for name, (kinds, calibration) in calibrations.items():
-            llrs = calibration.llr(
-                cond["scores"], quality(kinds, cond) if kinds else None
+            llrs = calibration.llr(scores, quality(kinds, cond)[0] if kinds else None)
+            decisions.append((name, llrs, llrs))
+        for system, values, llrs in decisions:
+            metrics = verification_metrics(values, labels, (P_TARGET,))
+            calibrated = system != uncalibrated
+            rows.append(
+                {
+                    "condition": test_name,
+                    "system": system,
+                    "eer": metrics["eer"],
+                    "min_dcf": metrics[f"min_dcf_{P_TARGET:g}"],
+                    "act_dcf": act_dcf(llrs, labels, P_TARGET),
+                    "cllr": cllr(llrs, labels) if calibrated else None,
+                    "min_cllr": min_cllr(values, labels),
+                    "n_trials": int(labels.size),
+                    "n_target": int(labels.sum()),
+                    "note": ""
+                    if calibrated
+                    else f"accept cosine > {eer_threshold:.4f}",
+                }
             )
-            row = llr_row(name, llrs, labels)
-            row.update(
-                condition=test_name,
-                n_trials=int(labels.size),
-                n_target=int(labels.sum()),
-                note="",
-            )
-            rows.append(row)
     for row in rows:
         row["act_over_min"] = row["act_dcf"] / max(row["min_dcf"], 1e-12)
     return {
@@ -248,7 +198,7 @@ def run(model: Path, seed: int, prior: float) -> dict:
         "seed": seed,
         "calibration_prior": prior,
         "p_target": P_TARGET,
-        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_capability": cpu_capability(),
         "half_a": half_a,
         "half_b": half_b,
         "rows": rows,

@@ -1,43 +1,33 @@
-"""Inference engines by CPU capability: fp32 fast path and int8 vs official; int8 EER.
+"""Inference engines by CPU capability: fast paths and int8 vs official; int8 EER.
 
-Speed (section ``engines``): base model (twin weights, see
-:func:`benchmarks.common.twin_models`), 10 s, batch 1, 1 and 2 threads,
-official vs our fast paths, interleaved in one fresh worker process per
-ISA and thread count:
-
-* ``native``: the machine as it is;
-* ``avx2``: PyTorch restricted to AVX2 -- oneDNN by ``ONEDNN_MAX_CPU_ISA=AVX2``
-  (convolutions), ATen's kernels by ``ATEN_CPU_CAPABILITY=avx2`` (element-wise
-  ops; ``torch.backends.cpu.get_cpu_capability()`` then says AVX2), MKL by
-  ``MKL_ENABLE_INSTRUCTIONS=AVX2``. ONNX Runtime has no such switch (its MLAS
-  kernels dispatch on CPUID; the only ISA variable in onnxruntime 1.32,
-  ``ORT_QMOE_CPU_DISABLE_AVX512``, concerns MoE operators), so its rows in this
-  mode still run the native kernels and are labelled so, without a target.
-  OpenVINO's convolutions are oneDNN's and honour ``ONEDNN_MAX_CPU_ISA``: each
-  OpenVINO row lists the convolution kernels that ran (``brgconv_avx2_f32``,
-  ``jit_avx2_I8``...), which shows the restriction took.
-
-Calls are interleaved with a pause before each (``PAUSE_S``): the engines'
+Benchmark ``engines``: base model (twin weights), batch 1, per thread count,
+official vs our fast paths in one fresh worker per ISA: ``native``, and
+``avx2`` (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and
+``MKL_ENABLE_INSTRUCTIONS`` restrict PyTorch and OpenVINO's oneDNN; ONNX Runtime
+has no such switch, so its rows there say so and have no target; OpenVINO rows
+list the convolution kernels that ran). Calls pause before each (``PAUSE_S``):
 thread pools spin after a call, and on 2 cores the next engine's call would
-otherwise compete with them (measured: the official model 340-390 ms alone at
-2 threads, 460-580 ms right after an ONNX Runtime call).
-
-Accuracy (section ``accuracy``): EER and minDCF on the realspk dev trials of
-a model folder trained by our recipe (``--int8-model``), fp32 vs int8
-calibrated on realspk train utterances (a disjoint set of speakers).
+compete with them. Benchmark ``accuracy``: EER and minDCF of fp32 vs int8 on
+the realspk dev trials with a trained folder (``--int8-model``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Optional
 
 import torch
 
-from .common import REALSPK, Row, interleaved_times, run_isolated, speed_row
+from .driver import render, skipped, table
+from .measure import (
+    REALSPK,
+    interleaved_times,
+    realspk_list,
+    run_isolated,
+    set_threads,
+    twin_models,
+)
 
 AVX2_ENV = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -51,12 +41,31 @@ TARGETS = {
     ("avx2", "fp32"): 1.5,
     ("avx2", "int8"): 2.5,
 }
-ACCURACY_EER_POINTS = 0.2
+# Seconds of sleep before each timed call: longer than the spin-wait of the
+# OpenMP, ONNX Runtime and OpenVINO thread pools (see interleaved_times).
+PAUSE_S = 0.2
 # The dev trial list the issue names, then the corpus's harder list over the
 # same files (non-targets of the same gender and age group), a second look at
 # the same model.
 TRIAL_LISTS = ("dev_trials.txt", "dev_trials_hard.txt")
-ACCURACY_MIN_DCF = 0.02
+ENGINE_ROWS = table(
+    """
+    base {seconds:g}s b1 {threads}thr {title}{kind} [{where}]
+        ours / official, ms, >= target x1000
+        cosine to eager fp32 {cosine:.5f}; {kernels}load {load:.2f}
+    """
+)
+ACCURACY_ROWS = table(
+    """
+    {name}: |EER int8 - fp32| (fp32 {fp32_eer:.2f} %, int8 {int8_eer:.2f} %)
+        eer_points, EER points, <= 0.2 absolute
+        int8 - fp32 = {eer_diff:+.3f} points; one target trial = {step:.3f} points
+    {name}: |minDCF(0.01) int8 - fp32| (fp32 {fp32_dcf1:.4f}, int8 {int8_dcf1:.4f})
+        dcf1, minDCF, <= 0.02 absolute
+    {name}: |minDCF(0.05) int8 - fp32| (fp32 {fp32_dcf5:.4f}, int8 {int8_dcf5:.4f})
+        dcf5, minDCF, <= 0.02 absolute
+    """
+)
 
 
 def isa_label(emulated: bool) -> str:
@@ -70,33 +79,24 @@ def isa_label(emulated: bool) -> str:
     return f"{capability} native{', bf16' if bf16 else ''}"
 
 
-def speech_feats(limit: int, split: str = "train") -> list[torch.Tensor]:
-    """Kaldi fbank (mean-normalised) of ``limit`` realspk utterances, evenly spread.
-
-    Random features when realspk is absent (speed does not depend on them).
-    """
-    from speechbrain_eres2net import KaldiFbank
-
-    listing = REALSPK / f"{split}_list.txt"
-    if not listing.exists():
-        generator = torch.Generator().manual_seed(0)
-        return [torch.randn(300, 80, generator=generator) for _ in range(limit)]
+def speech_feats(limit: int) -> list[torch.Tensor]:
+    """Kaldi fbank (mean-normalised) of ``limit`` realspk train utterances,
+    evenly spread; random features without realspk (speed does not depend on
+    them)."""
     import soundfile
 
-    paths = [line.split()[1] for line in listing.read_text().splitlines() if line]
-    paths = paths[:: max(1, len(paths) // limit)][:limit]
-    fbank = KaldiFbank(mean_norm=True)
-    feats = []
+    from speechbrain_eres2net import KaldiFbank
+
+    if not (REALSPK / "train_list.txt").exists():
+        generator = torch.Generator().manual_seed(0)
+        return [torch.randn(300, 80, generator=generator) for _ in range(limit)]
+    rels = [rel for _, rel in realspk_list("train_list.txt")]
+    fbank, feats = KaldiFbank(mean_norm=True), []
     with torch.inference_mode():
-        for path in paths:
-            wav, _ = soundfile.read(str(REALSPK / "wav" / path), dtype="float32")
+        for rel in rels[:: max(1, len(rels) // limit)][:limit]:
+            wav, _ = soundfile.read(str(REALSPK / "wav" / rel), dtype="float32")
             feats.append(fbank(torch.from_numpy(wav).unsqueeze(0))[0])
     return feats
-
-
-# Seconds of sleep before each timed call: longer than the spin-wait of the
-# OpenMP, ONNX Runtime and OpenVINO thread pools (see interleaved_times).
-PAUSE_S = 0.2
 
 
 def engine_times(
@@ -108,17 +108,15 @@ def engine_times(
         optimize_for_inference,
     )
 
-    from .common import set_threads, twin_models
     from .inference import frames_for
 
     set_threads(threads)
     reference, ours = twin_models(32)
     x = torch.randn(1, frames_for(seconds), ours.feat_dim)
-    variants = {"official": partial(reference, x)}
     auto = optimize_for_inference(ours)
-    engines = {"auto": f"{auto.engine} {auto.precision}"}
-    variants["auto"] = partial(auto, x)
-    variants["torch fp32"] = partial(optimize_for_inference(ours, precision="fp32"), x)
+    fp32 = optimize_for_inference(ours, precision="fp32")
+    variants = {"official": partial(reference, x), "auto": partial(auto, x)}
+    variants["torch fp32"] = partial(fp32, x)
     kernels = {}
     feats = speech_feats(calibration) if engine_available("onnxruntime") else None
     for engine in ("onnxruntime", "openvino"):
@@ -133,10 +131,8 @@ def engine_times(
         if engine == "openvino":
             from speechbrain_eres2net.inference.openvino_engine import kernel_isas
 
-            kernels = {
-                "openvino fp32": kernel_isas(fp32.compiled),
-                "openvino int8": kernel_isas(int8.compiled),
-            }
+            kernels["openvino fp32"] = kernel_isas(fp32.compiled)
+            kernels["openvino int8"] = kernel_isas(int8.compiled)
     if auto.engine == "openvino":
         kernels["auto"] = kernels["openvino fp32"]
     with torch.inference_mode():
@@ -150,140 +146,83 @@ def engine_times(
     return {
         "times": times,
         "cosines": cosines,
-        "engines": engines,
+        "auto": f"{auto.engine} {auto.precision}",
         "kernels": kernels,
         "isa": isa_label(emulated),
-        "capability": torch.backends.cpu.get_cpu_capability(),
         "load": os.getloadavg()[0],
     }
 
 
-def kernel_note(kernels: dict[str, int]) -> str:
-    """``brgconv_avx2_f32 x36, ...``: OpenVINO's convolution kernels."""
-    return ", ".join(f"{k} x{n}" for k, n in sorted(kernels.items()))
-
-
-def bench_engines(
-    seconds: float = 10,
-    threads: Sequence[int] = (1, 2),
-    repeats: int = 7,
-    calibration: int = 200,
-    isas: Sequence[str] = ("native", "avx2"),
-) -> list[Row]:
-    """Rows: fp32 fast path, bf16 and int8 vs official, per ISA and thread count."""
+def bench_engines(args) -> list:
+    """Rows: fp32 fast path, bf16 and int8 vs official, per ISA and thread
+    count; the issue-12 target sits on what ``auto`` runs and on int8 (the
+    other fp32 rows are the candidates ``auto`` chose among)."""
+    seconds, repeats = (1, 1) if args.quick else (10, 7)
     rows = []
-    for isa in isas:
+    for isa in args.isas.split(","):
         emulated = isa == "avx2"
-        for n in threads:
-            result = run_isolated(
-                "benchmarks.engines:engine_times",
-                {
-                    "seconds": seconds,
-                    "threads": n,
-                    "repeats": repeats,
-                    "calibration": calibration,
-                    "emulated": emulated,
-                },
-                threads=n,
-                env=AVX2_ENV if emulated else None,
-            )
-            times, label = result["times"], result["isa"]
-            for name in times:
-                if name == "official":
-                    continue
-                kind = result["engines"]["auto"] if name == "auto" else name
+        for n in args.thread_counts:
+            kwargs = {"seconds": seconds, "threads": n, "repeats": repeats}
+            kwargs.update(calibration=args.calibration_utts, emulated=emulated)
+            env = AVX2_ENV if emulated else None
+            result = run_isolated("benchmarks.engines:engine_times", kwargs, n, env=env)
+            times = result["times"]
+            for name in list(times)[1:]:
+                kind = result["auto"] if name == "auto" else name
                 engine, precision = kind.split(" ")
                 # ONNX Runtime ignores the oneDNN/ATen ISA switches; OpenVINO's
                 # oneDNN kernels honour ONEDNN_MAX_CPU_ISA (the note lists them).
                 unrestricted = emulated and engine == "onnxruntime"
-                where = (
-                    "native ISA: onnxruntime not restricted" if unrestricted else label
-                )
-                title = "fast path auto: " if name == "auto" else ""
-                note = f"cosine to eager fp32 {result['cosines'][name]:.5f}; "
-                if name in result["kernels"]:
-                    note += f"conv kernels {kernel_note(result['kernels'][name])}; "
-                rows.append(
-                    speed_row(
-                        "engines",
-                        f"base {seconds:g}s b1 {n}thr {title}{kind} [{where}]",
-                        times[name],
-                        times["official"],
-                        _target(isa, name, precision, unrestricted),
-                        note=note + f"load {result['load']:.2f}",
-                    )
-                )
+                kernels = result["kernels"].get(name) or {}
+                listed = ", ".join(f"{k} x{c}" for k, c in sorted(kernels.items()))
+                targeted = not unrestricted and (name == "auto" or precision == "int8")
+                values = {"seconds": seconds, "threads": n, "kind": kind}
+                values.update(ours=times[name], official=times["official"])
+                values.update(cosine=result["cosines"][name], load=result["load"])
+                values["title"] = "fast path auto: " if name == "auto" else ""
+                values["where"] = result["isa"]
+                if unrestricted:
+                    values["where"] = "native ISA: onnxruntime not restricted"
+                values["target"] = TARGETS.get((isa, precision)) if targeted else None
+                values["kernels"] = f"conv kernels {listed}; " if listed else ""
+                rows += render("engines", ENGINE_ROWS, values)
     return rows
 
 
-def _target(isa: str, name: str, precision: str, unrestricted: bool) -> Optional[float]:
-    """The issue-12 target of a row: what ``auto`` runs, and int8.
-
-    The other fp32 rows are the candidates ``auto`` chose among.
-    """
-    if unrestricted:
-        return None
-    if name == "auto" or precision == "int8":
-        return TARGETS.get((isa, precision))
-    return None
-
-
-def dev_scores(embedder, trials: Path, wav_root: Path) -> tuple:
+def dev_scores(embedder, trials: Path) -> tuple:
     """Cosine scores of a trial list with one embedder; (scores, labels)."""
     import numpy as np
 
     from speechbrain_eres2net.dataio.trials import read_trials
 
     labels, enrol, test = read_trials(trials)
-    files = sorted(set(enrol) | set(test))
-    embeddings, errors, _, _ = embedder.embed_files(
-        [wav_root / f for f in files], progress=False
-    )
-    if errors:
-        raise RuntimeError(f"{len(errors)} dev files failed, e.g. {next(iter(errors))}")
-    vectors = {
-        f: torch.nn.functional.normalize(
-            torch.as_tensor(embeddings[str(wav_root / f)]), dim=0
-        )
-        for f in files
+    paths = {f: str(REALSPK / "wav" / f) for f in sorted({*enrol, *test})}
+    done = embedder.embed_files(list(paths.values()), progress=False)
+    if done.errors:
+        raise RuntimeError(f"{len(done.errors)} dev files failed: {done.errors}")
+    unit = {
+        f: done.embeddings[p] / np.linalg.norm(done.embeddings[p])
+        for f, p in paths.items()
     }
-    scores = np.array([float(vectors[a] @ vectors[b]) for a, b in zip(enrol, test)])
-    return scores, labels
+    return np.array([float(unit[a] @ unit[b]) for a, b in zip(enrol, test)]), labels
 
 
-def bench_accuracy(model: Optional[str], threads: int = 2) -> list[Row]:
-    """int8 vs fp32 EER / minDCF on realspk dev with a trained model folder.
-
-    Rows hold ``|int8 - fp32|`` (EER in points, minDCF) against the issue's
-    limits (0.2 points, 0.02); both values are in the row name.
-    """
-    trials = REALSPK / TRIAL_LISTS[0]
-    if model is None:
-        return [
-            Row(
-                "accuracy",
-                "int8 vs fp32 EER on realspk dev",
-                None,
-                note="skipped: no trained model folder given (--int8-model)",
-            )
-        ]
-    if not trials.exists():
-        return [
-            Row("accuracy", "int8 vs fp32 EER", None, note=f"skipped: {REALSPK} absent")
-        ]
+def bench_accuracy(args) -> list:
+    """int8 vs fp32 EER / minDCF on realspk dev with a trained model folder
+    (``--int8-model``): ``|int8 - fp32|`` (EER in points, minDCF) against the
+    issue's limits (0.2 points, 0.02); both values are in the row name."""
     from speechbrain_eres2net.evaluation.metrics import verification_metrics
     from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
     from speechbrain_eres2net.settings import default
 
-    from .common import set_threads
-
-    set_threads(threads)
-    wav_root = REALSPK / "wav"
-    train = [
-        wav_root / line.split()[1]
-        for line in (REALSPK / "train_list.txt").read_text().splitlines()
-        if line.strip()
-    ]
+    model = args.int8_model
+    if model is None:
+        why = "no trained model folder given (--int8-model)"
+        return skipped("accuracy", "int8 vs fp32 EER on realspk dev", why)
+    if not (REALSPK / TRIAL_LISTS[0]).exists():
+        return skipped("accuracy", "int8 vs fp32 EER", f"{REALSPK} absent")
+    set_threads(args.thread_counts[-1])
+    train = [REALSPK / "wav" / rel for _, rel in realspk_list("train_list.txt")]
     lists = [t for t in TRIAL_LISTS if (REALSPK / t).exists()]
     metrics: dict[str, dict[str, dict]] = {t: {} for t in lists}
     engines = {}
@@ -295,7 +234,7 @@ def bench_accuracy(model: Optional[str], threads: int = 2) -> list[Row]:
         )
         engines[precision] = getattr(embedder.embedding_model, "engine", "torch")
         for listing in lists:
-            scores, labels = dev_scores(embedder, REALSPK / listing, wav_root)
+            scores, labels = dev_scores(embedder, REALSPK / listing)
             metrics[listing][precision] = {
                 **verification_metrics(scores, labels),
                 "n_targets": int(sum(labels)),
@@ -303,39 +242,20 @@ def bench_accuracy(model: Optional[str], threads: int = 2) -> list[Row]:
     rows = []
     for listing in lists:
         fp32, int8 = metrics[listing]["fp32"], metrics[listing]["int8"]
-        name = (
-            f"{Path(model).name}, realspk {listing} {fp32['n_trials']} trials, "
-            f"int8 ({engines['int8']}) calibrated on "
-            f"{default('int8_calibration_utterances')} train utts"
-        )
-        # One target trial moves the EER by 100 / n_targets points.
-        step = 100 / max(1, fp32["n_targets"])
-        rows.append(
-            Row(
-                "accuracy",
-                f"{name}: |EER int8 - fp32| (fp32 {100 * fp32['eer']:.2f} %, "
-                f"int8 {100 * int8['eer']:.2f} %)",
-                100 * abs(int8["eer"] - fp32["eer"]),
-                unit="EER points",
-                target=ACCURACY_EER_POINTS,
-                higher_is_better=False,
-                absolute=True,
-                note=f"int8 - fp32 = {100 * (int8['eer'] - fp32['eer']):+.3f} "
-                f"points; one target trial = {step:.3f} points",
-            )
-        )
-        for p in ("0.01", "0.05"):
-            key = f"min_dcf_{p}"
-            rows.append(
-                Row(
-                    "accuracy",
-                    f"{name}: |minDCF({p}) int8 - fp32| (fp32 {fp32[key]:.4f}, "
-                    f"int8 {int8[key]:.4f})",
-                    abs(int8[key] - fp32[key]),
-                    unit="minDCF",
-                    target=ACCURACY_MIN_DCF,
-                    higher_is_better=False,
-                    absolute=True,
-                )
-            )
+        values = {
+            "name": f"{Path(model).name}, realspk {listing} {fp32['n_trials']} "
+            f"trials, int8 ({engines['int8']}) calibrated on "
+            f"{default('int8_calibration_utterances')} train utts",
+            "eer_diff": 100 * (int8["eer"] - fp32["eer"]),
+            # One target trial moves the EER by 100 / n_targets points.
+            "step": 100 / max(1, fp32["n_targets"]),
+        }
+        values["eer_points"] = abs(values["eer_diff"])
+        for who, m in (("fp32", fp32), ("int8", int8)):
+            values[f"{who}_eer"] = 100 * m["eer"]
+            values[f"{who}_dcf1"] = m["min_dcf_0.01"]
+            values[f"{who}_dcf5"] = m["min_dcf_0.05"]
+        for key in ("dcf1", "dcf5"):
+            values[key] = abs(values[f"int8_{key}"] - values[f"fp32_{key}"])
+        rows += render("accuracy", ACCURACY_ROWS, values)
     return rows

@@ -21,11 +21,35 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Row, run_isolated
+from .driver import render, table
+from .measure import run_isolated
 
-METRICS_SECONDS_TARGET = 10.0
-METRICS_MEMORY_TARGET_MB = 1024.0
-DATAPREP_FILES_PER_S_TARGET = 2000.0
+METRIC_ROWS = table(
+    """
+    EER+minDCF(0.01,0.05) {n:,} trials: seconds
+        seconds, s, <= 10 absolute
+        EER {eer:.4f}
+    EER+minDCF {n:,} trials: peak RSS above imports
+        work, MiB, <= 1024 absolute
+        includes the scores and labels; process total {peak_rss_mb:.0f} MiB with
+        torch imported
+    trials/s: ours {n:,} vs speechbrain.metric_stats {reference_n:,}
+        rate / reference_rate, trials/s
+        max |difference| at {reference_n:,}: {diff:.2e}; SpeechBrain
+        {reference_s:.2f} s, peak RSS {reference_rss:.0f} MiB
+    """
+)
+DATAPREP_ROWS = table(
+    """
+    prepare_voxceleb {n:,} wavs: files/s
+        rate / naive_rate, files/s, >= 2000 absolute
+        {rows:,} CSV rows; reference = single-threaded soundfile.info loop; tree
+        built/reused in {built:.0f} s
+    prepare_voxceleb {n:,} wavs: peak RSS above imports
+        work / naive_work, MiB, lower
+        reference = naive loop
+    """
+)
 CACHE = Path(os.environ.get("ERES2NET_BENCH_CACHE", tempfile.gettempdir())) / (
     "eres2net_bench_cache"
 )
@@ -75,56 +99,24 @@ def score(n: int, backend: str) -> dict:
     return {"seconds": time.perf_counter() - start, **result}
 
 
-def bench_metrics(n: int = 10_000_000, reference_n: int = 5_000) -> list[Row]:
-    """Seconds and peak RSS of our metrics on ``n`` trials; SpeechBrain beside.
-
-    SpeechBrain's ``minDCF`` builds a thresholds x trials matrix: measured
-    1.3 GB at 5,000 trials, 12.5 GB and 35 s at 20,000, so the reference
-    runs at 5,000.
-    The agreement of the two on a common size (``reference_n``) is checked
-    and given in the note.
-    """
+def bench_metrics(args) -> list:
+    """Seconds and peak RSS of our metrics on ``--metrics-trials`` trials;
+    SpeechBrain beside on at most 5,000, which it can handle (its ``minDCF``
+    builds a thresholds x trials matrix: measured 1.3 GB at 5,000 trials, 12.5
+    GB and 35 s at 20,000); the two agree on that common size (in the note)."""
+    n = args.metrics_trials
+    reference_n = min(5_000, n)
     target = "benchmarks.evaluation:score"
     ours = run_isolated(target, {"n": n, "backend": "ours"}, threads=2)
     small = run_isolated(target, {"n": reference_n, "backend": "ours"}, threads=2)
     ref = run_isolated(target, {"n": reference_n, "backend": "speechbrain"}, threads=2)
-    diff = max(abs(small[k] - ref[k]) for k in ("eer", "dcf1", "dcf5"))
-    ours_rate, ref_rate = n / ours["seconds"], reference_n / ref["seconds"]
-    return [
-        Row(
-            "evaluation",
-            f"EER+minDCF(0.01,0.05) {n:,} trials: seconds",
-            ours["seconds"],
-            None,
-            "s",
-            target=METRICS_SECONDS_TARGET,
-            higher_is_better=False,
-            absolute=True,
-            note=f"EER {ours['eer']:.4f}",
-        ),
-        Row(
-            "evaluation",
-            f"EER+minDCF {n:,} trials: peak RSS above imports",
-            ours["peak_rss_mb"] - ours["base_rss_mb"],
-            None,
-            "MiB",
-            target=METRICS_MEMORY_TARGET_MB,
-            higher_is_better=False,
-            absolute=True,
-            note=f"includes the scores and labels; process total "
-            f"{ours['peak_rss_mb']:.0f} MiB with torch imported",
-        ),
-        Row(
-            "evaluation",
-            f"trials/s: ours {n:,} vs speechbrain.metric_stats {reference_n:,}",
-            ours_rate,
-            ref_rate,
-            "trials/s",
-            ours_rate / ref_rate,
-            note=f"max |difference| at {reference_n:,}: {diff:.2e}; SpeechBrain "
-            f"{ref['seconds']:.2f} s, peak RSS {ref['peak_rss_mb']:.0f} MiB",
-        ),
-    ]
+    values = {**ours, "n": n, "reference_n": reference_n}
+    values["diff"] = max(abs(small[k] - ref[k]) for k in ("eer", "dcf1", "dcf5"))
+    values["work"] = ours["peak_rss_mb"] - ours["base_rss_mb"]
+    values["rate"] = n / ours["seconds"]
+    values["reference_rate"] = reference_n / ref["seconds"]
+    values["reference_s"], values["reference_rss"] = ref["seconds"], ref["peak_rss_mb"]
+    return render("evaluation", METRIC_ROWS, values)
 
 
 WAV_RATE = 16000
@@ -203,8 +195,9 @@ def prepare_naive(root: str) -> dict:
     return {"seconds": time.perf_counter() - start, "rows": len(rows)}
 
 
-def bench_dataprep(num_files: int = 100_000) -> list[Row]:
+def bench_dataprep(args) -> list:
     """prepare_voxceleb vs the naive loop: files/s and peak RSS."""
+    num_files = args.dataprep_files
     start = time.perf_counter()
     root = voxceleb_tree(num_files)
     built = time.perf_counter() - start
@@ -212,35 +205,20 @@ def bench_dataprep(num_files: int = 100_000) -> list[Row]:
     # read from disk and the next from the page cache.
     runs: dict[str, list[dict]] = {"naive": [], "ours": []}
     for _ in range(2):
+        kwargs = {"root": str(root)}
         runs["naive"].append(
-            run_isolated("benchmarks.evaluation:prepare_naive", {"root": str(root)}, 1)
+            run_isolated("benchmarks.evaluation:prepare_naive", kwargs, 1)
         )
         runs["ours"].append(
-            run_isolated("benchmarks.evaluation:prepare_ours", {"root": str(root)}, 2)
+            run_isolated("benchmarks.evaluation:prepare_ours", kwargs, 2)
         )
     ours = min(runs["ours"], key=lambda r: r["seconds"])
     naive = min(runs["naive"], key=lambda r: r["seconds"])
-    ours_rate = num_files / ours["seconds"]
-    naive_rate = num_files / naive["seconds"]
-    return [
-        Row(
-            "dataprep",
-            f"prepare_voxceleb {num_files:,} wavs: files/s",
-            ours_rate,
-            naive_rate,
-            "files/s",
-            ours_rate / naive_rate,
-            DATAPREP_FILES_PER_S_TARGET,
-            absolute=True,
-            note=f"{ours['rows']:,} CSV rows; reference = single-threaded "
-            f"soundfile.info loop; tree built/reused in {built:.0f} s",
-        ),
-        Row(
-            "dataprep",
-            f"prepare_voxceleb {num_files:,} wavs: peak RSS above imports",
-            ours["peak_rss_mb"] - ours["base_rss_mb"],
-            naive["peak_rss_mb"] - naive["base_rss_mb"],
-            "MiB",
-            note="reference = naive loop",
-        ),
-    ]
+    values = {"n": num_files, "rows": ours["rows"], "built": built}
+    values["rate"], values["naive_rate"] = (
+        num_files / ours["seconds"],
+        num_files / naive["seconds"],
+    )
+    values["work"] = ours["peak_rss_mb"] - ours["base_rss_mb"]
+    values["naive_work"] = naive["peak_rss_mb"] - naive["base_rss_mb"]
+    return render("dataprep", DATAPREP_ROWS, values)

@@ -1,48 +1,16 @@
 """Open-set identification: enroll speakers from several recordings, find them.
 
-Section ``identification`` of ``python -m benchmarks``. Parts 1 and 2 need a
-model folder (``--identification-model``) and realspk, part 3 neither. Every
-figure comes from the run that prints it:
-
-1. **realspk dev, open set.** Every dev recording (30 speakers x 8) is
-   embedded once with the folder's model (fast path; recordings refused for
-   too little speech are left out and counted). The first half of the
-   speakers (sorted) is enrolled in a :class:`SpeakerGallery` from its first
-   3 usable recordings (list order); the queries are their other recordings
-   (known) and every recording of the other half (unknown). For each
-   scoring of :data:`~speechbrain_eres2net.evaluation.gallery.SCORINGS`:
-   closed-set top-1 and top-5 accuracy (known queries); the open-set
-   detection-and-identification rate (DIR: the share of known queries
-   whose top candidate is right and scores above a threshold) at 1 % and
-   10 % false alarm (the threshold lets that share of the unknown queries'
-   top scores, rounded down, above it); and the share of correct default
-   answers of :meth:`Identifier.answer` (the folder's calibration, default
-   ``p_enrolled``: the right speaker for a known query, unknown for an
-   unknown one). Reference: sherpa-onnx's recipe, its
-   ``SpeakerEmbeddingManager`` (file
-   ``sherpa-onnx/csrc/speaker-embedding-manager.cc``): ``Add(name,
-   embedding_list)`` sums the raw embeddings and normalises the sum,
-   ``Search`` takes the best cosine with the normalised query and names it
-   when it reaches one threshold; here that threshold is
-   tuned on these very queries to maximise the share of correct answers
-   (an oracle no deployment has). Target: our default answers at least as
-   often correct as the oracle-tuned reference, for the default scoring
-   (``gallery_scoring`` of ``hparams/verification.yaml``).
-2. **Calibration of multi-recording enrollment.** Every (known query,
-   enrolled speaker) pair is a trial, target when the speaker is the
-   query's: Cllr of the folder calibration's LLRs (``sides_llr`` with the
-   speaker's total net speech and the query's, and the speaker's mean raw
-   embedding norm and the query's, as :meth:`Identifier.answer` computes
-   them) against the minCllr of the same scores (PAV), per scoring; and the
-   same with every enrolled recording alone as a speaker (one recording a
-   side, the kind of trials calibrations are fitted on), to show the shift.
-3. **Scale.** One query against 1 k, 10 k and 100 k enrolled speakers
-   (random 192-d embeddings, 3 recordings each, default scoring), in a
-   fresh process: ms per query of :meth:`Identifier.answer` (calibration
-   ``Calibration(10, -5)``) against a sherpa-onnx-style search (one
-   matrix-vector product with precomputed speaker means and an argmax),
-   gallery file size after :meth:`SpeakerGallery.save`, load time, peak RSS
-   of load + query, and the time to enroll one more speaker.
+Benchmark ``identification`` (``--identification-model``, a folder with its
+calibration; part 3 runs without), in parts: (1) on realspk dev, half the
+speakers enrolled from 3 recordings each, queried with their other recordings
+(known) and every recording of the other half (unknown): per gallery scoring,
+closed-set top-1/top-5 accuracy, DIR at 1 % and 10 % false alarm, and the
+share of correct :meth:`Identifier.answer` answers; the reference is
+sherpa-onnx's ``SpeakerEmbeddingManager`` recipe (normalised sum of the raw
+embeddings, best cosine) with one threshold tuned on these very queries (an
+oracle); (2) Cllr of the calibration's LLRs vs minCllr of the same scores, with
+3-recording and single-recording enrollment; (3) one query against 1 k-100 k
+random speakers: time vs a sherpa-style search, file size, load, peak RSS.
 """
 
 from __future__ import annotations
@@ -52,7 +20,7 @@ import math
 import os
 import time
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -67,87 +35,117 @@ from speechbrain_eres2net.evaluation.identification import Identifier
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 from speechbrain_eres2net.settings import default
 
-from .common import (
+from .driver import render, run_parts, skipped, table
+from .measure import (
     REALSPK,
-    Row,
+    dev_speakers,
+    has_realspk,
     interleaved_times,
+    peak_rss_mb,
     run_isolated,
-    run_parts,
     set_threads,
 )
-from .worker import peak_rss_mb
 
 SECTION = "identification"
 ENROLL_RECORDINGS = 3
 TOP_K = 5
 FALSE_ALARMS = (0.01, 0.10)
-DEFAULT_ANSWER_TARGET = 1.0
 SCALE_DIM = 192
-SHERPA = (
-    "reference: sherpa-onnx SpeakerEmbeddingManager (mean of the raw embeddings, "
-    "cosine, best candidate)"
+# (enrolled, unknown speakers: None for halves; scale; query repeats) by --quick.
+SIZES = {
+    False: (None, None, (1_000, 10_000, 100_000), 21),
+    True: (6, 6, (100, 1_000), 3),
+}
+# Besides the measured values, every table may use the constants below.
+CONSTANTS = {
+    "top_k": TOP_K,
+    "recordings": ENROLL_RECORDINGS,
+    "dim": SCALE_DIM,
+    "sherpa": "reference: sherpa-onnx SpeakerEmbeddingManager (mean of the raw "
+    "embeddings, cosine, best candidate)",
+}
+SCORING_ROWS = table(
+    """
+    {label}: closed-set top-1 accuracy ({setup})
+        top1 / ref_top1, % right
+        {sherpa}; {left_out}
+    {label}: closed-set top-{top_k} accuracy
+        top5 / ref_top5, % right
+        {sherpa}
+    {label}: open-set DIR at 1 % false alarm
+        dir_001 / ref_dir_001, % DIR
+        known queries named right above the threshold that {far_001:.1f} % (ours)
+        / {ref_far_001:.1f} % (reference) of the {n_unknown} unknown queries' top
+        scores exceed; {sherpa}
+    {label}: open-set DIR at 10 % false alarm
+        dir_01 / ref_dir_01, % DIR
+        known queries named right above the threshold that {far_01:.1f} % (ours)
+        / {ref_far_01:.1f} % (reference) of the {n_unknown} unknown queries' top
+        scores exceed; {sherpa}
+    {label}: correct default answers (Identifier.answer)
+        share / ref_oracle_share, % correct, >= answer_target
+        {answers_note}reference: sherpa-onnx's recipe with one cosine threshold
+        ({ref_oracle_threshold:.3f}) tuned on these very queries to maximise this
+        share (an oracle); ours at its own oracle threshold: {oracle_share:.1f} %
+    """
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Sizes:
-    """How much of everything one run measures."""
-
-    enrolled: Optional[int]
-    """Speakers enrolled, the first of the sorted dev speakers (None: half)."""
-    unknown: Optional[int]
-    """Speakers never enrolled, the next ones (None: all the others)."""
-    scale: tuple[int, ...]
-    """Enrolled speakers of the scale rows."""
-    query_repeats: int
-    """Timed queries per scale point (median)."""
-
-
-FULL = Sizes(
-    enrolled=None, unknown=None, scale=(1_000, 10_000, 100_000), query_repeats=21
+CLLR_ROWS = table(
+    """
+    {what}: Cllr (reference minCllr of the same scores)
+        cllr / min_cllr, Cllr bits, lower
+        {trials} trials ({targets} target); mean LLR target {target_llr:.2f},
+        non-target {nontarget_llr:.2f}{single}; calibration fitted on {fitted}
+        ({qualities})
+    """
 )
-QUICK = Sizes(enrolled=6, unknown=6, scale=(100, 1_000), query_repeats=3)
-
-
-# -------------------------------------------------------------------- data
-
-
-def dev_speakers() -> dict[str, list[str]]:
-    """realspk dev speaker -> its recordings (relative to wav/), list order."""
-    speakers: dict[str, list[str]] = {}
-    for line in (REALSPK / "dev_list.txt").read_text().splitlines():
-        if line.strip():
-            speaker, rel = line.split()[:2]
-            speakers.setdefault(speaker, []).append(rel)
-    return dict(sorted(speakers.items()))
+SCALE_ROWS = table(
+    """
+    one query vs {what}: Identifier.answer
+        ours_s / sherpa_s, ms, x1000
+        {scoring} scoring, top {top_k}, random {dim}-d embeddings, Calibration(10,
+        -5); median of {repeats} interleaved, of which SpeakerGallery.search
+        {search_ms:.2f} ms; first query {first_ms:.1f} ms (builds the speaker
+        models); reference: sherpa-onnx-style search (precomputed unit speaker
+        means, one matrix-vector product, argmax), same best speaker: {same_best};
+        {threads}thr, load {load:.2f}
+    gallery of {what}: file size after save
+        size_mb, MiB
+        {per_speaker:.0f} bytes per speaker; embeddings alone {embeddings_mb:.1f}
+        MiB; save {save_s:.2f} s
+    gallery of {what}: load
+        load_s, s
+        SpeakerGallery.load in a fresh process (file in the page cache)
+    gallery of {what}: peak RSS of load + query
+        query_peak_rss_mb, MiB
+        fresh process; work itself (peak - base) {work_mb:.0f} MiB over a base of
+        {base_rss_mb:.0f} MiB (Python, torch, the package)
+    gallery of {what}: enroll one more speaker
+        enroll_s, ms, x1000
+        SpeakerGallery.enroll, {recordings} recordings (copies and regroups the
+        gallery's arrays)
+    """
+)
 
 
 @dataclasses.dataclass
 class Split:
     """Enrollment and queries of part 1, with every usable recording's data."""
 
-    enroll: dict[str, list[str]]
-    """Enrolled speaker -> its enrollment recordings."""
-    queries: list[str]
-    """Query recordings, known ones first."""
-    truth: list[Optional[str]]
-    """Each query's speaker, None for a speaker not enrolled."""
-    embeddings: dict[str, np.ndarray]
-    """Recording -> raw embedding (usable recordings only)."""
-    seconds: dict[str, float]
-    """Recording -> net speech."""
-    refused: list[str]
-    """Recordings refused or unreadable (left out)."""
-    not_enrolled: list[str]
-    """Speakers of the enrolled half that could not be enrolled."""
+    enroll: dict[str, list[str]]  # enrolled speaker -> enrollment recordings
+    queries: list[str]  # known queries first
+    truth: list[Optional[str]]  # each query's speaker, None if not enrolled
+    embeddings: dict[str, np.ndarray]  # usable recording -> raw embedding
+    seconds: dict[str, float]  # usable recording -> net speech
+    refused: list[str]  # recordings refused or unreadable (left out)
+    not_enrolled: list[str]  # enrolled-half speakers with too little speech
 
 
-def embed_split(embedder: SpeakerEmbedder, sizes: Sizes) -> Split:
+def embed_split(embedder: SpeakerEmbedder, enrolled, unknown) -> Split:
     """Embeds the chosen dev speakers once and splits enrollment / queries."""
     speakers = dev_speakers()
     names = list(speakers)
-    enrolled = sizes.enrolled if sizes.enrolled is not None else len(names) // 2
-    unknown = sizes.unknown if sizes.unknown is not None else len(names) - enrolled
+    enrolled = len(names) // 2 if enrolled is None else enrolled
+    unknown = len(names) - enrolled if unknown is None else unknown
     names = names[: enrolled + unknown]
     paths = {rel: REALSPK / "wav" / rel for name in names for rel in speakers[name]}
     done = embedder.embed_files(list(paths.values()), progress=False)
@@ -155,7 +153,7 @@ def embed_split(embedder: SpeakerEmbedder, sizes: Sizes) -> Split:
     embeddings = {rel: done.embeddings[str(paths[rel])] for rel in usable}
     seconds = {rel: done.speech[str(paths[rel])].seconds for rel in usable}
     minimum = float(default("min_enroll_speech_seconds"))
-    enroll, known, not_enrolled = {}, [], []
+    enroll, queries, not_enrolled = {}, [], []
     for name in names[:enrolled]:
         mine = [rel for rel in speakers[name] if rel in usable]
         chosen = mine[:ENROLL_RECORDINGS]
@@ -164,14 +162,13 @@ def embed_split(embedder: SpeakerEmbedder, sizes: Sizes) -> Split:
             not_enrolled.append(name)
             continue
         enroll[name] = chosen
-        known += [(rel, name) for rel in mine[ENROLL_RECORDINGS:]]
-    others = [
+        queries += [(rel, name) for rel in mine[ENROLL_RECORDINGS:]]
+    queries += [
         (rel, None)
         for name in names[enrolled:]
         for rel in speakers[name]
         if rel in usable
     ]
-    queries = known + others
     return Split(
         enroll,
         [rel for rel, _ in queries],
@@ -183,16 +180,13 @@ def embed_split(embedder: SpeakerEmbedder, sizes: Sizes) -> Split:
     )
 
 
-def build_gallery(
-    split: Split, fingerprint: str, single: bool = False
-) -> SpeakerGallery:
+def build_gallery(split: Split, fingerprint: str, single: bool = False):
     """The gallery of the split's enrollment; ``single``: every enrolled
     recording alone as a speaker (named by its recording)."""
     dim = next(iter(split.embeddings.values())).size
     gallery = SpeakerGallery(fingerprint, dim)
     for name, rels in split.enroll.items():
-        groups = [[r] for r in rels] if single else [rels]
-        for group in groups:
+        for group in [[r] for r in rels] if single else [rels]:
             gallery.enroll(
                 group[0] if single else name,
                 [split.embeddings[r] for r in group],
@@ -202,12 +196,7 @@ def build_gallery(
     return gallery
 
 
-# ----------------------------------------------------------------- metrics
-
-
-def all_scores(
-    gallery: SpeakerGallery, queries: np.ndarray, scoring: str
-) -> np.ndarray:
+def all_scores(gallery: SpeakerGallery, queries: np.ndarray, scoring: str):
     """(queries, speakers) score of every query against every speaker."""
     index, scores = gallery.search(queries, len(gallery), scoring)
     full = np.empty_like(scores)
@@ -220,22 +209,19 @@ def sherpa_scores(split: Split, queries: np.ndarray) -> np.ndarray:
     (hence mean direction) of each speaker's raw embeddings, cosine."""
     means = np.stack(
         [
-            np.sum([split.embeddings[r] for r in rels], axis=0)
+            np.sum([split.embeddings[r] for r in rels], 0)
             for rels in split.enroll.values()
         ]
     )
     means /= np.linalg.norm(means, axis=1, keepdims=True)
-    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    return unit @ means.T
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True) @ means.T
 
 
 def open_set(scores: np.ndarray, truth: np.ndarray) -> dict:
     """Closed-set accuracy, DIR at fixed false alarms and the best share of
-    correct answers over all thresholds, from (queries, speakers) scores.
-
+    correct answers over all thresholds, from (queries, speakers) scores;
     ``truth`` holds each query's speaker column, -1 for unknown speakers.
-    Percentages in [0, 100].
-    """
+    Percentages in [0, 100]."""
     known = truth >= 0
     order = np.argsort(-scores, axis=1, kind="stable")
     top = order[:, 0]
@@ -251,61 +237,53 @@ def open_set(scores: np.ndarray, truth: np.ndarray) -> dict:
         # At most floor(far * n) unknown top scores lie strictly above it.
         k = math.floor(far * impostor.size + 1e-9)
         threshold = impostor[k] if k < impostor.size else -np.inf
-        out[f"dir_{far:g}"] = 100.0 * float(
-            np.mean(right[known] & (best[known] > threshold))
-        )
+        hits = right[known] & (best[known] > threshold)
+        out[f"dir_{far:g}"] = 100.0 * float(np.mean(hits))
         out[f"far_{far:g}"] = 100.0 * float(np.mean(impostor > threshold))
     # Every distinct top score (and -inf) as "accept above it", the sherpa
     # rule up to ties; the best of them is the oracle-tuned threshold.
     candidates = np.concatenate([[-np.inf], np.unique(best)])
-    named = np.sort(best[right])
-    rejected = np.sort(best[~known])
-    correct = (named.size - np.searchsorted(named, candidates, side="right")) + (
-        np.searchsorted(rejected, candidates, side="right")
-    )
+    named, rejected = np.sort(best[right]), np.sort(best[~known])
+    correct = named.size - np.searchsorted(named, candidates, side="right")
+    correct += np.searchsorted(rejected, candidates, side="right")
     i = int(np.argmax(correct))
     out["oracle_share"] = 100.0 * float(correct[i]) / len(best)
     out["oracle_threshold"] = float(candidates[i])
     return out
 
 
-def default_answers(split: Split, identifier: Identifier, queries: np.ndarray) -> dict:
-    """Share (%) of correct :meth:`Identifier.answer` answers, and its split
-    into known queries named right and unknown ones rejected."""
-    answers = identifier.answer(
-        queries, [split.seconds[r] for r in split.queries], split.queries, TOP_K
-    )
+def default_answers(split: Split, identifier: Identifier, queries) -> dict:
+    """Share (%) of correct :meth:`Identifier.answer` answers, and a note
+    with the rule that decided and its split into known and unknown."""
+    seconds = [split.seconds[r] for r in split.queries]
+    answers = identifier.answer(queries, seconds, split.queries, TOP_K)
     hits = np.array([a.speaker == t for a, t in zip(answers, split.truth)])
     known = np.array([t is not None for t in split.truth])
+    on, threshold = identifier.rule()
+    rule = (
+        f"Bayes rule: best LLR > {threshold:.2f} (p_enrolled "
+        f"{identifier.p_enrolled:g}, {len(identifier.gallery)} speakers)"
+        if on == "llr"
+        else f"cosine threshold {threshold:.3f} (no calibration)"
+    )
+    shares = [
+        100.0 * float(hits[k].mean()) if k.any() else math.nan for k in (known, ~known)
+    ]
+    note = f"{rule}: known named right {shares[0]:.1f} %, unknown rejected "
     return {
         "share": 100.0 * float(hits.mean()),
-        "known": 100.0 * float(hits[known].mean()) if known.any() else math.nan,
-        "unknown": 100.0 * float(hits[~known].mean()) if (~known).any() else math.nan,
-        "rule": identifier.rule(),
-        "p_enrolled": identifier.p_enrolled,
-        "speakers": len(identifier.gallery),
+        "answers_note": note + f"{shares[1]:.1f} %; ",
     }
 
 
-def trial_cllrs(
-    gallery: SpeakerGallery,
-    scores: np.ndarray,
-    labels: np.ndarray,
-    seconds: Sequence[float],
-    norms: Sequence[float],
-    calibration: Calibration,
-) -> dict:
+def trial_cllrs(gallery, scores, labels, seconds, norms, calibration) -> dict:
     """Cllr of the calibration's LLRs and minCllr of the scores, for every
-    (query, speaker) pair of ``scores`` (target where ``labels`` is True).
-
-    The LLRs take the speaker's total net speech and mean raw norm, and the
-    query's (``seconds``, ``norms``), as :meth:`Identifier.answer` does.
-    """
+    (query, speaker) pair of ``scores`` (target where ``labels``); the LLRs
+    take both sides' net speech and mean raw norm, as the Identifier does."""
     queries, speakers = scores.shape
     rows = np.repeat(np.arange(queries), speakers)
     cols = np.tile(np.arange(speakers), queries)
-    labels = labels.ravel()
-    flat = scores.ravel()
+    labels, flat = labels.ravel(), scores.ravel()
     llrs = calibration.sides_llr(
         flat,
         (gallery.speaker_seconds()[cols], np.asarray(seconds)[rows]),
@@ -321,225 +299,79 @@ def trial_cllrs(
     }
 
 
-def _ratio(ours: Optional[float], reference: Optional[float]) -> Optional[float]:
-    if ours is None or not reference or math.isnan(ours):
-        return None
-    return ours / reference
-
-
-# ------------------------------------------------------------------ part 1+2
-
-
-def realspk_rows(
-    model: str, sizes: Sizes, calibration: Optional[Calibration]
-) -> list[Row]:
+def realspk_rows(model: str, enrolled, unknown, calibration) -> list:
     """Parts 1 and 2: identification and calibration rows on realspk dev."""
     embedder = SpeakerEmbedder.from_folder(model, fast=True)
-    split = embed_split(embedder, sizes)
+    split = embed_split(embedder, enrolled, unknown)
     gallery = build_gallery(split, embedder.fingerprint)
     columns = {name: k for k, name in enumerate(gallery.speakers)}
     truth = np.array([-1 if t is None else columns[t] for t in split.truth])
     queries = np.stack([split.embeddings[r] for r in split.queries])
     known = truth >= 0
-    n_known, n_unknown = int(known.sum()), int((~known).sum())
-    setup = (
-        f"{len(gallery)} speakers x {ENROLL_RECORDINGS} recordings enrolled, "
-        f"{n_known} known + {n_unknown} unknown queries"
-    )
     left_out = f"{len(split.refused)} recordings refused or unreadable, left out"
     if split.not_enrolled:
         left_out += f"; not enrolled (too little speech): {split.not_enrolled}"
+    common = {
+        "setup": f"{len(gallery)} speakers x {ENROLL_RECORDINGS} recordings enrolled, "
+        f"{int(known.sum())} known + {int((~known).sum())} unknown queries",
+        "left_out": left_out,
+        "n_unknown": int((~known).sum()),
+    }
     reference = open_set(sherpa_scores(split, queries), truth)
+    common.update({f"ref_{k}": v for k, v in reference.items()}, **CONSTANTS)
     default_scoring = str(default("gallery_scoring"))
-    rows: list[Row] = []
-    full_scores = {}
+    rows, full_scores = [], {}
     for scoring in SCORINGS:
-        scores = all_scores(gallery, queries, scoring)
-        full_scores[scoring] = scores
-        ours = open_set(scores, truth)
-        label = f"{scoring} scoring" + (
-            " (default)" if scoring == default_scoring else ""
-        )
-        rows += [
-            Row(
-                SECTION,
-                f"{label}: closed-set top-1 accuracy ({setup})",
-                ours["top1"],
-                reference["top1"],
-                "% right",
-                _ratio(ours["top1"], reference["top1"]),
-                note=f"{SHERPA}; {left_out}",
-            ),
-            Row(
-                SECTION,
-                f"{label}: closed-set top-{TOP_K} accuracy",
-                ours["top5"],
-                reference["top5"],
-                "% right",
-                _ratio(ours["top5"], reference["top5"]),
-                note=SHERPA,
-            ),
-        ]
-        for far in FALSE_ALARMS:
-            rows.append(
-                Row(
-                    SECTION,
-                    f"{label}: open-set DIR at {100 * far:g} % false alarm",
-                    ours[f"dir_{far:g}"],
-                    reference[f"dir_{far:g}"],
-                    "% DIR",
-                    _ratio(ours[f"dir_{far:g}"], reference[f"dir_{far:g}"]),
-                    note=f"known queries named right above the threshold that "
-                    f"{ours[f'far_{far:g}']:.1f} % (ours) / "
-                    f"{reference[f'far_{far:g}']:.1f} % (reference) of the "
-                    f"{n_unknown} unknown queries' top scores exceed; {SHERPA}",
-                )
-            )
+        scores = full_scores[scoring] = all_scores(gallery, queries, scoring)
         try:
             identifier = Identifier(embedder, gallery, calibration, scoring=scoring)
         except ValueError as error:  # neither a calibration nor a threshold
-            answers = {"error": str(error)}
+            answers = {"share": None, "answers_note": f"{error}; "}
         else:
             answers = default_answers(split, identifier, queries)
-        target = DEFAULT_ANSWER_TARGET if scoring == default_scoring else None
-        rows.append(answers_row(label, answers, ours, reference, target))
-    rows += calibration_rows(
-        split, gallery, embedder.fingerprint, calibration, full_scores, truth
-    )
-    return rows
-
-
-def answers_row(
-    label: str, answers: dict, ours: dict, reference: dict, target: Optional[float]
-) -> Row:
-    """Part 1: share of correct default answers vs the oracle-tuned reference.
-
-    ``answers`` is :func:`default_answers`' dict, or ``{"error": ...}`` when
-    the folder has neither a calibration nor a threshold.
-    """
-    name = f"{label}: correct default answers (Identifier.answer)"
-    note = (
-        f"reference: sherpa-onnx's recipe with one cosine threshold "
-        f"({reference['oracle_threshold']:.3f}) tuned on these very queries to "
-        f"maximise this share (an oracle); ours at its own oracle threshold: "
-        f"{ours['oracle_share']:.1f} %"
-    )
-    if "error" in answers:
-        return Row(
-            SECTION,
-            name,
-            None,
-            reference["oracle_share"],
-            "% correct",
-            note=f"{answers['error']}; {note}",
+        values = {**common, **open_set(scores, truth), **answers}
+        # str.format reads "far_0.01" as an attribute: the tables drop the dot.
+        values = {k.replace(".", ""): v for k, v in values.items()}
+        values["label"] = f"{scoring} scoring" + (
+            " (default)" if scoring == default_scoring else ""
         )
-    on, threshold = answers["rule"]
-    rule = (
-        f"Bayes rule: best LLR > {threshold:.2f} (p_enrolled "
-        f"{answers['p_enrolled']:g}, {answers['speakers']} speakers)"
-        if on == "llr"
-        else f"cosine threshold {threshold:.3f} (no calibration)"
-    )
-    return Row(
-        SECTION,
-        name,
-        answers["share"],
-        reference["oracle_share"],
-        "% correct",
-        _ratio(answers["share"], reference["oracle_share"]),
-        target,
-        True,
-        f"{rule}: known named right {answers['known']:.1f} %, unknown rejected "
-        f"{answers['unknown']:.1f} %; {note}",
-    )
-
-
-def calibration_rows(
-    split: Split,
-    gallery: SpeakerGallery,
-    fingerprint: str,
-    calibration: Optional[Calibration],
-    full_scores: dict[str, np.ndarray],
-    truth: np.ndarray,
-) -> list[Row]:
-    """Part 2: Cllr vs minCllr of multi- and single-recording enrollment."""
+        values["answer_target"] = 1.0 if scoring == default_scoring else None
+        rows += render(SECTION, SCORING_ROWS, values)
     if calibration is None:
-        return [
-            Row(
-                SECTION,
-                "calibration of multi-recording enrollment",
-                None,
-                note="skipped: no calibration.json in the model folder",
-            )
-        ]
-    known = truth >= 0
+        why = "no calibration.json in the model folder"
+        return rows + skipped(SECTION, "calibration of multi-recording enrollment", why)
+    # Part 2. Every enrolled recording alone as a speaker too: one recording a
+    # side, as in the trial lists calibrations are fitted on.
     known_rels = [r for r, k in zip(split.queries, known) if k]
-    seconds = [split.seconds[r] for r in known_rels]
-    norms = [float(np.linalg.norm(split.embeddings[r])) for r in known_rels]
-    queries = np.stack([split.embeddings[r] for r in known_rels])
-    fitted = calibration.fitted_on.get("trials", "unknown trials")
-    qualities = ", ".join(calibration.quality_names) or "score alone"
-    rows = []
-    # Every enrolled recording alone as a speaker: one recording a side, as in
-    # the trial lists calibrations are fitted on.
-    single = build_gallery(split, fingerprint, single=True)
-    owner = {rel: name for name, rels in split.enroll.items() for rel in rels}
-    names = [t for t in split.truth if t is not None]
-    single_labels = np.array([[owner[s] == t for s in single.speakers] for t in names])
-    one = trial_cllrs(
-        single,
-        all_scores(single, queries, "mean"),
-        single_labels,
-        seconds,
-        norms,
+    sides = (
+        [split.seconds[r] for r in known_rels],
+        [float(np.linalg.norm(split.embeddings[r])) for r in known_rels],
         calibration,
     )
+    mine = queries[known]
+    single = build_gallery(split, embedder.fingerprint, single=True)
+    owner = {rel: name for name, rels in split.enroll.items() for rel in rels}
+    names = [t for t in split.truth if t is not None]
+    labels = np.array([[owner[s] == t for s in single.speakers] for t in names])
+    one = trial_cllrs(single, all_scores(single, mine, "mean"), labels, *sides)
+    common = {
+        "fitted": calibration.fitted_on.get("trials", "unknown trials"),
+        "qualities": ", ".join(calibration.quality_names) or "score alone",
+        "single": f" (single-recording enrollment: {one['target_llr']:.2f}, "
+        f"{one['nontarget_llr']:.2f})",
+    }
+    labels = truth[known, None] == np.arange(len(gallery))
     for scoring, scores in full_scores.items():
-        labels = truth[known, None] == np.arange(len(gallery))
-        result = trial_cllrs(
-            gallery, scores[known], labels, seconds, norms, calibration
-        )
-        rows.append(
-            Row(
-                SECTION,
-                f"{scoring} scoring, {ENROLL_RECORDINGS}-recording enrollment: Cllr "
-                f"(reference minCllr of the same scores)",
-                result["cllr"],
-                result["min_cllr"],
-                "Cllr bits",
-                _ratio(result["cllr"], result["min_cllr"]),
-                higher_is_better=False,
-                note=f"{result['trials']} trials ({result['targets']} target); mean "
-                f"LLR target {result['target_llr']:.2f}, non-target "
-                f"{result['nontarget_llr']:.2f} (single-recording enrollment: "
-                f"{one['target_llr']:.2f}, {one['nontarget_llr']:.2f}); calibration "
-                f"fitted on {fitted} ({qualities})",
-            )
-        )
-    rows.append(
-        Row(
-            SECTION,
-            "single-recording enrollment (each enrolled recording alone): Cllr "
-            "(reference minCllr of the same scores)",
-            one["cllr"],
-            one["min_cllr"],
-            "Cllr bits",
-            _ratio(one["cllr"], one["min_cllr"]),
-            higher_is_better=False,
-            note=f"{one['trials']} trials ({one['targets']} target); mean LLR target "
-            f"{one['target_llr']:.2f}, non-target {one['nontarget_llr']:.2f}; "
-            f"calibration fitted on {fitted} ({qualities})",
-        )
+        result = trial_cllrs(gallery, scores[known], labels, *sides)
+        what = f"{scoring} scoring, {ENROLL_RECORDINGS}-recording enrollment"
+        rows += render(SECTION, CLLR_ROWS, {**common, **result, "what": what})
+    what = "single-recording enrollment (each enrolled recording alone)"
+    return rows + render(
+        SECTION, CLLR_ROWS, {**common, **one, "what": what, "single": ""}
     )
-    return rows
 
 
-# ------------------------------------------------------------------- scale
-
-
-def random_gallery(
-    speakers: int, recordings: int, dim: int, seed: int
-) -> SpeakerGallery:
+def random_gallery(speakers: int, recordings: int, dim: int, seed: int):
     """A gallery of random embeddings, ``recordings`` per speaker, 2-10 s each."""
     rng = np.random.default_rng(seed)
     n = speakers * recordings
@@ -586,8 +418,7 @@ def load_and_query(path: str, repeats: int, seed: int) -> dict:
     means /= np.linalg.norm(means, axis=1, keepdims=True)
 
     def sherpa():
-        unit = query[0] / np.linalg.norm(query[0])
-        scores = means @ unit
+        scores = means @ (query[0] / np.linalg.norm(query[0]))
         best = int(np.argmax(scores))
         return gallery.speakers[best], float(scores[best])
 
@@ -601,25 +432,26 @@ def load_and_query(path: str, repeats: int, seed: int) -> dict:
     new = rng.standard_normal((ENROLL_RECORDINGS, gallery.dim), dtype=np.float32)
     start = time.perf_counter()
     gallery.enroll("new speaker", new, [5.0] * len(new), ["new"] * len(new))
-    enroll_s = time.perf_counter() - start
     return {
         "load_s": load_s,
-        "first_s": first_s,
+        "first_ms": first_s * 1e3,
         "ours_s": times["ours"],
         "sherpa_s": times["sherpa"],
-        "search_s": times["search"],
+        "search_ms": times["search"] * 1e3,
         "same_best": bool(same),
-        "enroll_s": enroll_s,
+        "enroll_s": time.perf_counter() - start,
         "query_peak_rss_mb": query_peak,
         "scoring": identifier.scoring,
         "load": os.getloadavg()[0],
     }
 
 
-def scale_rows(folder: Path, sizes: Sizes, threads: int, seed: int) -> list[Row]:
+def scale_rows(
+    folder: Path, scale: Sequence[int], repeats: int, threads: int, seed: int
+):
     """Part 3: query time, file size, load time and memory at 1 k-100 k speakers."""
     rows = []
-    for speakers in sizes.scale:
+    for speakers in scale:
         gallery = random_gallery(speakers, ENROLL_RECORDINGS, SCALE_DIM, seed)
         embeddings_mb = gallery.embeddings.nbytes / 2**20
         path = folder / f"gallery_{speakers}.npz"
@@ -628,114 +460,46 @@ def scale_rows(folder: Path, sizes: Sizes, threads: int, seed: int) -> list[Row]
         save_s = time.perf_counter() - start
         del gallery
         size_mb = path.stat().st_size / 2**20
+        kwargs = {"path": str(path), "repeats": repeats, "seed": seed}
         result = run_isolated(
-            "benchmarks.identification:load_and_query",
-            {"path": str(path), "repeats": sizes.query_repeats, "seed": seed},
-            threads=threads,
+            "benchmarks.identification:load_and_query", kwargs, threads
         )
         path.unlink()
-        what = f"{speakers:,} speakers x {ENROLL_RECORDINGS} recordings"
-        base = result["base_rss_mb"]
-        rows += [
-            Row(
-                SECTION,
-                f"one query vs {what}: Identifier.answer",
-                result["ours_s"] * 1e3,
-                result["sherpa_s"] * 1e3,
-                "ms",
-                result["sherpa_s"] / result["ours_s"],
-                note=f"{result['scoring']} scoring, top {TOP_K}, random {SCALE_DIM}-d "
-                f"embeddings, Calibration(10, -5); median of "
-                f"{sizes.query_repeats} interleaved, of which SpeakerGallery.search "
-                f"{result['search_s'] * 1e3:.2f} ms; first query "
-                f"{result['first_s'] * 1e3:.1f} ms (builds the speaker models); "
-                f"reference: sherpa-onnx-style search (precomputed unit speaker "
-                f"means, one matrix-vector product, argmax), same best speaker: "
-                f"{result['same_best']}; {threads}thr, load {result['load']:.2f}",
-            ),
-            Row(
-                SECTION,
-                f"gallery of {what}: file size after save",
-                size_mb,
-                unit="MiB",
-                note=f"{size_mb * 2**20 / speakers:.0f} bytes per speaker; "
-                f"embeddings alone {embeddings_mb:.1f} MiB; save {save_s:.2f} s",
-            ),
-            Row(
-                SECTION,
-                f"gallery of {what}: load",
-                result["load_s"],
-                unit="s",
-                note="SpeakerGallery.load in a fresh process (file in the page cache)",
-            ),
-            Row(
-                SECTION,
-                f"gallery of {what}: peak RSS of load + query",
-                result["query_peak_rss_mb"],
-                unit="MiB",
-                note=f"fresh process; work itself (peak - base) "
-                f"{result['query_peak_rss_mb'] - base:.0f} MiB over a base of "
-                f"{base:.0f} MiB (Python, torch, the package)",
-            ),
-            Row(
-                SECTION,
-                f"gallery of {what}: enroll one more speaker",
-                result["enroll_s"] * 1e3,
-                unit="ms",
-                note=f"SpeakerGallery.enroll, {ENROLL_RECORDINGS} recordings (copies "
-                "and regroups the gallery's arrays)",
-            ),
-        ]
+        values = {
+            **result,
+            **CONSTANTS,
+            "what": f"{speakers:,} speakers x {ENROLL_RECORDINGS} recordings",
+            "repeats": repeats,
+            "threads": threads,
+            "size_mb": size_mb,
+            "per_speaker": size_mb * 2**20 / speakers,
+            "embeddings_mb": embeddings_mb,
+            "save_s": save_s,
+            "work_mb": result["query_peak_rss_mb"] - result["base_rss_mb"],
+        }
+        rows += render(SECTION, SCALE_ROWS, values)
     return rows
 
 
-# ------------------------------------------------------------------ section
-
-
-def bench_identification(
-    model: Optional[str],
-    quick: bool = False,
-    threads: int = 2,
-    seed: int = 1234,
-) -> list[Row]:
-    """All rows of the section; a part that fails leaves a ``section failed`` row.
-
-    Arguments
-    ---------
-    model : str, optional
-        Model folder (with its ``calibration.json`` for the calibrated
-        answers and part 2); the realspk parts are skipped without one, the
-        scale part runs anyway.
-    quick : bool
-        Tiny sizes (:data:`QUICK`) for a smoke run.
-    threads : int
-        Torch threads here and in the worker processes.
-    seed : int
-        Seed of the random galleries and queries.
-    """
-    sizes = QUICK if quick else FULL
+def bench_identification(args) -> list:
+    """Every row; a part that fails leaves a ``section failed`` row. Options:
+    ``--identification-model`` (the realspk parts are skipped without one; the
+    scale part runs anyway), ``--quick``, ``--threads`` (the last count)."""
+    enrolled, unknown, scale, repeats = SIZES[args.quick]
+    model, threads, seed = args.identification_model, args.thread_counts[-1], 1234
     set_threads(threads)
-    parts: list[tuple[str, Callable[[Path], list[Row]]]] = []
-    skipped = None
+    rows, parts = [], []
+    name = "realspk open-set identification and calibration"
     if model is None:
-        skipped = "skipped: no model folder given (--identification-model)"
-    elif not (REALSPK / "dev_list.txt").is_file():
-        skipped = f"skipped: {REALSPK} absent"
+        rows = skipped(SECTION, name, "no model folder given (--identification-model)")
+    elif not has_realspk("dev_list.txt"):
+        rows = skipped(SECTION, name, f"{REALSPK} absent")
     else:
         from speechbrain_eres2net.evaluation.decisions import folder_calibration
 
         calibration = folder_calibration(model)
-        parts.append(("realspk", lambda d: realspk_rows(model, sizes, calibration)))
-    parts.append(("scale", lambda d: scale_rows(d, sizes, threads, seed)))
-    rows: list[Row] = []
-    if skipped:
-        rows.append(
-            Row(
-                SECTION,
-                "realspk open-set identification and calibration",
-                None,
-                note=skipped,
-            )
+        parts.append(
+            ("realspk", lambda d: realspk_rows(model, enrolled, unknown, calibration))
         )
-    rows += run_parts(SECTION, parts)
-    return rows
+    parts.append(("scale", lambda d: scale_rows(d, scale, repeats, threads, seed)))
+    return rows + run_parts(SECTION, parts)

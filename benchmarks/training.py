@@ -11,18 +11,33 @@ is used instead.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
 
-from .common import Row, run_isolated, set_threads, speed_row, twin_models
+from .driver import render, skipped, table
+from .measure import interleaved_times, run_isolated, set_threads, twin_models
 
 NUM_CLASSES = 5994  # VoxCeleb2-dev speakers
-SPEED_TARGET = 0.95
-MEMORY_TARGET = 1.0
-GPU_SPEED_TARGET = 1.5
-GPU_MEMORY_TARGET = 0.6
+CPU_ROWS = table(
+    """
+    {name}: step time{label}
+        ours_s / official_s, s, >= 0.95
+    {name}: peak RSS{label}
+        ours_rss / official_rss, MiB, <= 1.0
+        above import baseline: {ours_work:.0f} vs official {official_work:.0f} MiB
+    """
+)
+GPU_ROWS = table(
+    """
+    {name}: samples/s
+        speed / ref_speed, samples/s, >= 1.5
+        reference = official fp32
+    {name}: peak memory
+        memory / ref_memory, MiB, <= 0.6
+        torch.cuda.max_memory_allocated
+    """
+)
 
 
 def _step_parts(implementation: str, m_channels: int, device: str):
@@ -57,39 +72,31 @@ def _step_parts(implementation: str, m_channels: int, device: str):
     return model, step
 
 
-def train_step(
-    implementation: str,
-    batch: int = 32,
-    frames: int = 298,
-    steps: int = 2,
-    m_channels: int = 32,
-    threads: int = 2,
-    channels_last: bool = False,
-) -> dict:
-    """Median seconds per CPU training step (run in a worker for peak RSS)."""
+def train_step(implementation, batch, frames, steps, threads, channels_last) -> dict:
+    """Worker: median seconds per CPU training step, after one untimed step
+    (allocator, oneDNN primitives, optimiser state)."""
     set_threads(threads)
-    model, step = _step_parts(implementation, m_channels, "cpu")
+    model, step = _step_parts(implementation, 32, "cpu")
     if channels_last:  # the recipe's ``channels_last: True``
         model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, frames, 80, generator=generator)
     y = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
-    step(x, y)  # warm-up: allocator, oneDNN primitives, optimiser state
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times)}
+    return {"seconds": interleaved_times({"step": lambda: step(x, y)}, steps)["step"]}
 
 
-def bench_cpu(
-    batch: int = 32,
-    frames: int = 298,
-    steps: int = 2,
-    threads: int = 2,
-    rounds: int = 2,
-) -> list[Row]:
+def bench_training(args) -> list:
+    """The CPU rows, or with ``--device cuda`` the GPU rows (whose reference is
+    the official model on the same GPU)."""
+    if args.device == "cuda":
+        return bench_gpu(batch=max(args.train_batch, 2), frames=args.train_frames)
+    batch, frames, steps = args.train_batch, args.train_frames, args.train_steps
+    return bench_cpu(
+        batch, frames, steps, args.thread_counts[-1], 1 if args.quick else 3
+    )
+
+
+def bench_cpu(batch: int, frames: int, steps: int, threads: int, rounds: int) -> list:
     """Ours vs official CPU training step: time and peak RSS.
 
     Ours runs with PyTorch's default NCHW weights and channels-last (the
@@ -105,59 +112,34 @@ def bench_cpu(
     runs: dict[str, list[dict]] = {label: [] for label in configs}
     for _ in range(rounds):
         for label, (implementation, channels_last) in configs.items():
-            runs[label].append(
-                run_isolated(
-                    "benchmarks.training:train_step",
-                    {
-                        "implementation": implementation,
-                        "batch": batch,
-                        "frames": frames,
-                        "steps": steps,
-                        "threads": threads,
-                        "channels_last": channels_last,
-                    },
-                    threads,
-                )
-            )
+            kwargs = {"implementation": implementation, "batch": batch}
+            kwargs.update(frames=frames, steps=steps, threads=threads)
+            kwargs["channels_last"] = channels_last
+            target = "benchmarks.training:train_step"
+            runs[label].append(run_isolated(target, kwargs, threads))
+    best = {
+        label: {
+            "s": min(r["seconds"] for r in done),
+            "rss": min(r["peak_rss_mb"] for r in done),
+            "base": min(r["base_rss_mb"] for r in done),
+        }
+        for label, done in runs.items()
+    }
     name = f"base b{batch}x{frames}fr fwd+bwd+SGD {threads}thr"
     rows = []
-    for config in ("ours", "ours channels-last"):
-        label = "" if config == "ours" else " (channels-last)"
-        ours, official = runs[config], runs["official"]
-        peak = min(r["peak_rss_mb"] for r in ours)
-        ref_peak = min(r["peak_rss_mb"] for r in official)
-        above = peak - min(r["base_rss_mb"] for r in ours)
-        ref_above = ref_peak - min(r["base_rss_mb"] for r in official)
-        rows.append(
-            speed_row(
-                "training",
-                f"{name}: step time{label}",
-                min(r["seconds"] for r in ours),
-                min(r["seconds"] for r in official),
-                SPEED_TARGET,
-                unit="s",
-            )
-        )
-        rows.append(
-            Row(
-                "training",
-                f"{name}: peak RSS{label}",
-                peak,
-                ref_peak,
-                "MiB",
-                peak / ref_peak,
-                MEMORY_TARGET,
-                higher_is_better=False,
-                note=f"above import baseline: {above:.0f} vs official "
-                f"{ref_above:.0f} MiB",
-            )
-        )
+    for config, label in (("ours", ""), ("ours channels-last", " (channels-last)")):
+        ours, official = best[config], best["official"]
+        values = {"name": name, "label": label}
+        for who, result in (("ours", ours), ("official", official)):
+            values[f"{who}_s"], values[f"{who}_rss"] = result["s"], result["rss"]
+            values[f"{who}_work"] = result["rss"] - result["base"]
+        rows += render("training", CPU_ROWS, values)
     return rows
 
 
 def bench_gpu(
     batch: int = 64, frames: int = 298, steps: int = 10, m_channels: int = 32
-) -> list[Row]:
+) -> list:
     """Samples/s and peak CUDA memory: official fp32 vs our settings.
 
     Ours runs in fp32, bf16 autocast, channels-last and bf16 +
@@ -165,7 +147,7 @@ def bench_gpu(
     Returns a skip row without CUDA.
     """
     if not torch.cuda.is_available():
-        return [Row("training gpu", "GPU training step", None, note="skipped: no CUDA")]
+        return skipped("training gpu", "GPU training step", "no CUDA")
     device = "cuda"
     gpu = torch.cuda.get_device_name()
     generator = torch.Generator().manual_seed(0)
@@ -203,30 +185,7 @@ def bench_gpu(
         ("bf16 + channels-last", True, True),
     ):
         speed, memory = measure("ours", bf16, channels_last)
-        name = f"{gpu} b{batch}x{frames}fr {label}"
-        rows.append(
-            Row(
-                "training gpu",
-                f"{name}: samples/s",
-                speed,
-                ref_speed,
-                "samples/s",
-                speed / ref_speed,
-                GPU_SPEED_TARGET,
-                note="reference = official fp32",
-            )
-        )
-        rows.append(
-            Row(
-                "training gpu",
-                f"{name}: peak memory",
-                memory,
-                ref_memory,
-                "MiB",
-                memory / ref_memory,
-                GPU_MEMORY_TARGET,
-                higher_is_better=False,
-                note="torch.cuda.max_memory_allocated",
-            )
-        )
+        values = {"name": f"{gpu} b{batch}x{frames}fr {label}", "speed": speed}
+        values.update(memory=memory, ref_speed=ref_speed, ref_memory=ref_memory)
+        rows += render("training gpu", GPU_ROWS, values)
     return rows
