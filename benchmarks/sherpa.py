@@ -164,6 +164,14 @@ def bench_sherpa(
             sys.executable, "-m", "benchmarks.sherpa", str(graph), str(listing),
             str(scratch / "theirs.npz"), str(threads),
         ]  # fmt: skip
+        # Ours exports its engine graph once and caches it on disk, as a
+        # user's second run finds it; sherpa-onnx is handed the graph ready.
+        warm = write_list(scratch / "warm.txt", paths[:2])
+        _timed(
+            embed_argv(str(model), warm, scratch / "warm.npz", "--vad", "off",
+                       "--precision", "fp32", "--no-progress"),
+            child_env(threads),
+        )  # fmt: skip
         ours_wall = {}
         for isa in isas:
             env = child_env(threads)
