@@ -119,6 +119,61 @@ def test_bf16_fallback_when_check_fails(base):
     assert not fallback.bf16
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_engine_graph_is_traced_once_then_read_from_the_cache(
+    engine, tmp_path, monkeypatch
+):
+    """Second load: no export, same bits; a damaged entry is rebuilt."""
+    from speechbrain_eres2net.inference import onnx_engine
+    from speechbrain_eres2net.inference.fastpath import engine_available
+
+    if not engine_available(engine):
+        pytest.skip(f"{engine} is not installed")
+    monkeypatch.setenv("ERES2NET_CACHE", str(tmp_path))
+    exports = []
+    trace = onnx_engine.onnx_graph
+
+    def counted(*args, **kwargs):
+        exports.append(1)
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_engine, "onnx_graph", counted)
+    torch.manual_seed(0)
+    model = randomise_batchnorms(ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]))
+    x, lengths = torch.randn(2, 120, 80), torch.tensor([1.0, 0.7])
+
+    def load_and_embed():
+        fast = optimize_for_inference(model, engine=engine)
+        assert fast.engine == engine
+        with torch.inference_mode():
+            return fast(x, lengths)
+
+    first = load_and_embed()
+    assert len(exports) == 1
+    (entry,) = tmp_path.iterdir()
+    assert torch.equal(load_and_embed(), first)
+    assert len(exports) == 1  # read from the cache, not traced again
+    entry.write_bytes(entry.read_bytes()[:-64])  # a torn or damaged file
+    assert torch.equal(load_and_embed(), first)
+    assert len(exports) == 2
+    assert torch.equal(load_and_embed(), first)
+    assert len(exports) == 2  # the rebuilt entry is read again
+    other = randomise_batchnorms(
+        ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]), seed=1
+    )
+    optimize_for_inference(other, engine=engine)
+    assert len(exports) == 3 and len(list(tmp_path.iterdir())) == 2
+
+
+def test_unwritable_cache_only_costs_the_build(tmp_path, monkeypatch):
+    from speechbrain_eres2net.inference.graph_cache import cached_graph
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ERES2NET_CACHE", str(blocker / "cache"))
+    assert cached_graph(lambda: b"graph", "key") == b"graph"
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError, match="ERes2Net"):
         optimize_for_inference(nn.Linear(2, 2))

@@ -18,7 +18,8 @@ contract that runs faster:
   AVX512 without bf16) the folded graph runs in fp32 on the first
   installed engine of ``fp32_engine_cpu`` (verification.yaml): OpenVINO
   (:mod:`.openvino_engine`), then ONNX Runtime (:mod:`.onnx_engine`), else
-  PyTorch fp32 with channels-last weights;
+  PyTorch fp32 with channels-last weights; the graph is traced once per
+  model and read from a cache folder after (:mod:`.graph_cache`);
 * ``precision="int8"`` (opt-in, needs calibration features of real speech)
   runs the convolutions statically quantized, on the first installed
   engine of ``int8_engine_cpu`` (OpenVINO, then ONNX Runtime; both need
@@ -413,12 +414,16 @@ def _graph_fast_path(
     engine: str,
 ) -> nn.Module:
     """The folded ``model`` as a graph run by ``engine``, fp32 or int8."""
-    from .onnx_engine import OrtERes2Net, onnx_graph, quantize_int8
+    from .graph_cache import cached_graph, graph_key
+    from .onnx_engine import OPSET, OrtERes2Net, onnx_graph, quantize_int8
     from .openvino_engine import OpenVINOERes2Net
 
     folded = fold_batchnorms(copy.deepcopy(model)).cpu()
     example = torch.randn(1, example_frames, model.feat_dim)
-    graph = onnx_graph(folded, example, lengths=torch.ones(1))
+    graph = cached_graph(  # traced once per model: seconds of every start-up
+        lambda: onnx_graph(folded, example, lengths=torch.ones(1)),
+        graph_key(folded, example_frames, OPSET),
+    )
     if precision == "int8":
         limit = int(settings.default("int8_calibration_utterances"))
         feats = list(calibration_feats)[:limit]
