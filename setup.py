@@ -8,7 +8,7 @@ HERE = Path(__file__).parent
 
 setup(
     name="speechbrain-eres2net",
-    version="0.2.0",
+    version="0.3.0",
     description=(
         "ERes2Net speaker embeddings for SpeechBrain: lobe, VoxCeleb recipe, "
         "3D-Speaker checkpoint import, Hub folders, ONNX export and a CLI"
@@ -52,12 +52,16 @@ setup(
         # (onnxruntime's quantizer makes the int8 graph it runs).
         "openvino": ["onnx", "onnxruntime", "openvino"],
         "hub": ["huggingface_hub"],
+        # The runtime users deploy exported graphs with; the suite runs our
+        # ONNX in it (tests/test_sherpa_onnx.py), never a copy of its logic.
+        "sherpa": ["onnx", "sherpa-onnx"],
         "dev": [
             "pytest",
             "ruff",
             "onnx",
             "onnxruntime",
             "openvino",
+            "sherpa-onnx",
         ],
     },
     entry_points={"console_scripts": ["eres2net=speechbrain_eres2net.cli:main"]},

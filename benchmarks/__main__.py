@@ -43,6 +43,9 @@ reference, ratio, target, pass/fail) and writes it as JSON. Sections:
   sherpa-onnx's mean embedding with an oracle-tuned threshold; Cllr vs
   minCllr of 3- and 1-recording enrollment; one query vs 1 k-100 k random
   speakers (time, file size, load time, peak RSS).
+* ``sherpa``     ``eres2net embed`` vs sherpa-onnx's extractor on the same
+  exported ONNX graph (ERes2Net-base) over realspk: files/s, worst cosine,
+  achieved GFLOP/s vs the CPU's nominal fp32 peak.
 
 Thread counts are set with ``torch.set_num_threads`` (and OMP/MKL env vars
 for worker processes); set ``OMP_NUM_THREADS`` before launching to pin the
@@ -76,6 +79,7 @@ SECTIONS = (
     "speech",
     "extraction",
     "identification",
+    "sherpa",
 )
 
 
@@ -190,6 +194,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="model folder (with its calibration.json) for the realspk rows of "
         "the identification section (skipped without one)",
+    )
+    parser.add_argument(
+        "--sherpa-parts",
+        default="front-end,speed",
+        help="sherpa section: the parts to run, of front-end (needs "
+        "--front-end-models) and speed",
+    )
+    parser.add_argument(
+        "--front-end-models",
+        default=None,
+        metavar="NAME=DIR,...",
+        help="sherpa section: ARCH/FRONT=DIR folders trained alike with different "
+        "front ends; the first of each ARCH (the previous front end) is its "
+        "reference",
     )
     parser.add_argument(
         "--device",
@@ -316,6 +334,23 @@ def run_section(name: str, args: argparse.Namespace) -> list:
             threads=threads[-1],
             only=args.speech_candidates,
         )
+    if name == "sherpa":
+        from .sherpa import bench_front_end, bench_sherpa
+        from .speech import parse_models
+
+        parts = args.sherpa_parts.split(",")
+        rows = []
+        if args.front_end_models and "front-end" in parts:
+            rows += bench_front_end(parse_models(args.front_end_models))
+        if "speed" in parts:
+            rows += bench_sherpa(
+                files=args.utterances if args.quick else None,
+                threads=threads[-1],
+                repeats=1 if args.quick else 2,
+                quick=args.quick,
+                isas=tuple(args.isas.split(",")),
+            )
+        return rows
     if name == "extraction":
         from .extraction import bench_extraction
 

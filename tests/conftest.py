@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -75,6 +76,31 @@ def realspk_quickstart(tmp_path_factory, realspk) -> dict:
     args = ["--data_folder", str(realspk), "--output_folder", str(out)]
     summary = run(parse_args([*args, "--epochs", str(REALSPK_EPOCHS)]))
     return {**summary, "out": out}
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Runs ``eres2net ARGS`` in this process: ``run_cli(args)`` returns
+    (exit code, stdout, stderr); arguments may be paths."""
+    from speechbrain_eres2net.cli import main
+
+    def run(args) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def test_robustness_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
     import shutil
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_hub import recipe_folder
+    from model_builders import recipe_folder
 
     from speechbrain_eres2net.evaluation.calibration import Calibration
 
@@ -258,7 +258,7 @@ def test_identification_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
     import shutil
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_hub import recipe_folder
+    from model_builders import recipe_folder
 
     from speechbrain_eres2net.evaluation.calibration import Calibration
     from speechbrain_eres2net.evaluation.gallery import SCORINGS

@@ -18,13 +18,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import metric_oracles  # noqa: E402
-from test_hub import (  # noqa: E402
+from model_builders import (  # noqa: E402
     QUICKSTART_YAML,
+    imported_folder,
     real_wavs,
     recipe_run,
     trial_subset,
 )
-from test_import_3dspeaker import imported_folder  # noqa: E402
 
 import speechbrain_eres2net.dataio.audio as audio_module
 from speechbrain_eres2net.cli import main  # noqa: E402
@@ -67,13 +67,7 @@ def bad_files(tmp_path) -> dict[str, tuple[Path, str]]:
     return files
 
 
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_embed_folders_lists_and_files_npz_and_kaldi(tmp_path, capsys):
+def test_embed_folders_lists_and_files_npz_and_kaldi(tmp_path, run_cli):
     folder = imported_folder()
     wavs = real_wavs(4)
     tree = tmp_path / "audio"
@@ -97,7 +91,6 @@ def test_embed_folders_lists_and_files_npz_and_kaldi(tmp_path, capsys):
             "--device",
             "cpu",
         ],
-        capsys,
     )
     assert code == 0, err
     expected_keys = [
@@ -125,7 +118,6 @@ def test_embed_folders_lists_and_files_npz_and_kaldi(tmp_path, capsys):
             "--no-fast",
             "--no-progress",
         ],
-        capsys,
     )
     assert code == 0, err
     kaldi = read_kaldi_scp(tmp_path / "emb.scp")
@@ -134,12 +126,12 @@ def test_embed_folders_lists_and_files_npz_and_kaldi(tmp_path, capsys):
         np.testing.assert_allclose(kaldi[key], eager.embed_file(key).numpy(), atol=1e-5)
 
 
-def test_embed_keeps_good_files_and_reports_bad_ones(tmp_path, capsys, bad_files):
+def test_embed_keeps_good_files_and_reports_bad_ones(tmp_path, run_cli, bad_files):
     folder = imported_folder()
     good = real_wavs(2)
     inputs = [good[0], *(f for f, _ in bad_files.values()), good[1]]
     out = tmp_path / "emb.npz"
-    code, _, err = run_cli(["embed", "--model", folder, *inputs, "--out", out], capsys)
+    code, _, err = run_cli(["embed", "--model", folder, *inputs, "--out", out])
     assert code == 1
     assert "Traceback" not in err and "5 of 7 file(s) could not be embedded" in err
     assert sorted(np.load(out).files) == sorted(str(g) for g in good)
@@ -153,12 +145,11 @@ def test_embed_keeps_good_files_and_reports_bad_ones(tmp_path, capsys, bad_files
 
 
 @pytest.mark.parametrize("kind", ["empty", "text", "truncated", "short", "missing"])
-def test_verify_bad_input_is_one_line(kind, capsys, bad_files):
+def test_verify_bad_input_is_one_line(kind, run_cli, bad_files):
     path, reason = bad_files[kind]
     good = real_wavs(1)[0]
     code, out, err = run_cli(
         ["verify", "--model", imported_folder(), good, path, "--threshold", "0.5"],
-        capsys,
     )
     assert code == 1 and out == ""
     lines = err.strip().splitlines()
@@ -190,7 +181,7 @@ def test_bad_input_in_a_fresh_process_has_no_traceback(bad_files):
 
 
 def test_other_rates_and_channels_are_converted_and_said_once(
-    tmp_path, capsys, monkeypatch
+    tmp_path, run_cli, monkeypatch
 ):
     monkeypatch.setattr(audio_module, "_announced", set())
     sources = real_wavs(2)
@@ -205,7 +196,6 @@ def test_other_rates_and_channels_are_converted_and_said_once(
         soundfile.write(files[-1], stereo, 8000)
     code, _, err = run_cli(
         ["embed", "--model", imported_folder(), *files, "--out", tmp_path / "e.npz"],
-        capsys,
     )
     assert code == 0, err
     assert err.count("resampled to 16000 Hz") == 1
@@ -213,7 +203,7 @@ def test_other_rates_and_channels_are_converted_and_said_once(
     assert len(np.load(tmp_path / "e.npz").files) == 2
 
 
-def test_verify_uses_stored_or_given_threshold(tmp_path, capsys):
+def test_verify_uses_stored_or_given_threshold(tmp_path, run_cli):
     same = real_wavs(1)[0]
     folder = tmp_path / "with-threshold"
     shutil.copytree(imported_folder(), folder)
@@ -223,22 +213,20 @@ def test_verify_uses_stored_or_given_threshold(tmp_path, capsys):
             "verification_threshold:\n", "verification_threshold: 0.5\n"
         )
     )
-    code, out, _ = run_cli(["verify", "--model", folder, same, same], capsys)
+    code, out, _ = run_cli(["verify", "--model", folder, same, same])
     assert code == 0
     assert out.strip() == "score 1.0000 > 0.5000 (cosine threshold) -> same speaker"
     code, out, _ = run_cli(
-        ["verify", "--model", folder, same, same, "--threshold", "1.5"], capsys
+        ["verify", "--model", folder, same, same, "--threshold", "1.5"]
     )
     assert code == 0 and out.strip().endswith("-> different speakers")
-    code, out, err = run_cli(
-        ["verify", "--model", imported_folder(), same, same], capsys
-    )
+    code, out, err = run_cli(["verify", "--model", imported_folder(), same, same])
     assert code == 1 and out == "" and err.count("\n") == 1
     assert "neither a calibration nor a verification threshold" in err
     assert "cosine score 1.0000" in err and "pass --threshold" in err
 
 
-def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
+def test_score_prints_eer_and_writes_results(tmp_path, run_cli, realspk):
     trials = trial_subset(tmp_path / "trials.txt")
     code, out, err = run_cli(
         [
@@ -249,11 +237,10 @@ def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
             trials,
             "--data-root",
             realspk,
-            "--output-dir",
+            "--out",
             tmp_path / "results",
             "--no-fast",
         ],
-        capsys,
     )
     assert code == 0, err
     # The printed metrics, recomputed from the written scores by brute force.
@@ -283,7 +270,9 @@ def test_score_prints_eer_and_writes_results(tmp_path, capsys, realspk):
     assert results["eer"] == pytest.approx(metric_oracles.eer(scores, labels))
 
 
-def test_export_hub_cli_with_overrides_and_push(tmp_path, capsys, monkeypatch):
+def test_export_hub_writes_pushes_and_names_a_missing_checkpoint(
+    tmp_path, run_cli, monkeypatch
+):
     out_dir, hp = recipe_run()
     pushed = []
     import speechbrain_eres2net.export.hub as hub
@@ -308,7 +297,6 @@ def test_export_hub_cli_with_overrides_and_push(tmp_path, capsys, monkeypatch):
             "me/tiny",
             "--private",
         ],
-        capsys,
     )
     assert code == 0, err
     assert pushed == [(tmp_path / "model", "me/tiny", {"private": True})]
@@ -323,7 +311,6 @@ def test_export_hub_cli_with_overrides_and_push(tmp_path, capsys, monkeypatch):
             "--out",
             tmp_path / "m2",
         ],
-        capsys,
     )
     assert code == 1 and "checkpoint folder not found" in err and err.count("\n") == 1
 
@@ -337,7 +324,7 @@ def test_quickstart_passes_its_arguments_through(monkeypatch):
     assert seen == [["--epochs", "2", "--help"]]
 
 
-def test_quickstart_command_reaches_the_quickstart_parser():
+def test_quickstart_help_prints_usage_in_a_fresh_process():
     proc = subprocess.run(
         [sys.executable, "-m", "speechbrain_eres2net.cli", "quickstart", "--help"],
         capture_output=True,

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_resume import REPO, tiny_corpus, tiny_run_args  # noqa: E402
+from tiny_recipe import REPO, tiny_corpus, tiny_run_args  # noqa: E402
 
 from speechbrain_eres2net.dataio.speaker_csv import read_speaker_csv  # noqa: E402
 

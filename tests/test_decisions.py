@@ -13,8 +13,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import metric_oracles  # noqa: E402
-from test_hub import real_wavs, trial_subset  # noqa: E402
-from test_import_3dspeaker import imported_folder, official_checkpoint  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    official_checkpoint,
+    real_wavs,
+    trial_subset,
+)
 
 from speechbrain_eres2net.cli import main  # noqa: E402
 from speechbrain_eres2net.evaluation.calibration import (  # noqa: E402
@@ -36,12 +40,6 @@ from speechbrain_eres2net.inference.embedder import SpeakerEmbedder  # noqa: E40
 from speechbrain_eres2net.training.verification import run_verification  # noqa: E402
 
 
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def calibrated_folder(tmp_path_factory, realspk) -> Path:
     """An imported folder re-exported with a 12 + 12 trial calibration."""
@@ -50,6 +48,7 @@ def calibrated_folder(tmp_path_factory, realspk) -> Path:
     code = main(
         [
             "import-3dspeaker",
+            "--checkpoint",
             str(official_checkpoint("v1")[1]),
             "--out",
             str(folder),
@@ -124,28 +123,27 @@ def test_verifier_llr_is_the_stored_calibration(calibrated_folder):
     assert decision.accept == (decision.llr > 0.0)
 
 
-def test_verify_prints_llr_and_decision_at_a_prior(calibrated_folder, capsys):
+def test_verify_prints_llr_and_decision_at_a_prior(calibrated_folder, run_cli):
     a = real_wavs(1)[0]
-    code, out, _ = run_cli(["verify", "--model", calibrated_folder, a, a], capsys)
+    code, out, _ = run_cli(["verify", "--model", calibrated_folder, a, a])
     assert code == 0
     assert out.startswith("score 1.0000 llr ") and "p_target 0.5" in out
     code, out, _ = run_cli(
         ["verify", "--model", calibrated_folder, a, a, "--json", "--p-target", "0.9"],
-        capsys,
     )
     decision = json.loads(out)
+    assert decision["schema"] == 1
     assert decision["on"] == "llr" and decision["p_target"] == 0.9
     assert decision["threshold"] == pytest.approx(np.log(0.1 / 0.9))
     # A prior so low that even the same file is not accepted.
     code, out, _ = run_cli(
         ["verify", "--model", calibrated_folder, a, a, "--p-target", "1e-300"],
-        capsys,
     )
     assert code == 0 and out.strip().endswith("-> different speakers")
 
 
 def test_score_reports_calibration_metrics(
-    calibrated_folder, tmp_path, capsys, realspk
+    calibrated_folder, tmp_path, run_cli, realspk
 ):
     trials = trial_subset(tmp_path / "t.txt", per_label=6)
     code, out, _ = run_cli(
@@ -157,11 +155,10 @@ def test_score_reports_calibration_metrics(
             trials,
             "--data-root",
             realspk,
-            "--output-dir",
+            "--out",
             tmp_path / "out",
             "--no-progress",
         ],
-        capsys,
     )
     assert code == 0
     assert "minCllr" in out and "Cllr" in out and "actDCF(0.01)" in out

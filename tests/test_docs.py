@@ -167,6 +167,7 @@ def test_pages_exist():
         "performance.md",
         "layout.md",
         "changes.md",
+        "cli.md",
     ):
         assert name in names, f"docs/{name} is missing"
 

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REALSPK, REPO  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
+from model_builders import imported_folder  # noqa: E402
 
 from speechbrain_eres2net.cli import main  # noqa: E402
 from speechbrain_eres2net.dataio.embedding_store import (  # noqa: E402

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from speechbrain_eres2net import ERes2Net
+sys.path.insert(0, str(Path(__file__).parent))
+from model_builders import randomise_batchnorms  # noqa: E402
+
+from speechbrain_eres2net import ERes2Net  # noqa: E402
 from speechbrain_eres2net.inference.fastpath import (
     FastERes2Net,
     fold_batchnorms,
@@ -16,20 +22,6 @@ from speechbrain_eres2net.inference.long import embed_long
 from speechbrain_eres2net.inference.streaming import WindowMean, window_starts
 
 MIN_COSINE = 0.9999
-
-
-def randomise_batchnorms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Gives every BN non-trivial statistics so that folding is tested."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(0.3 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=generator))
-                module.weight.copy_(0.5 + torch.rand(n, generator=generator))
-                module.bias.copy_(0.2 * torch.randn(n, generator=generator))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +94,7 @@ def test_original_model_untouched(base):
 
 
 def test_fp32_fast_path_is_near_exact(base):
-    fast32 = optimize_for_inference(base, precision="fp32")
+    fast32 = optimize_for_inference(base, precision="fp32", engine="torch")
     assert isinstance(fast32, FastERes2Net) and not fast32.bf16
     assert fast32.min_frames == base.min_frames
     x = torch.randn(2, 100, 80)

@@ -15,9 +15,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REALSPK, net_speech  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
+from model_builders import imported_folder  # noqa: E402
 
-from speechbrain_eres2net.cli import main  # noqa: E402
 from speechbrain_eres2net.evaluation.calibration import Calibration  # noqa: E402
 from speechbrain_eres2net.evaluation.gallery import (  # noqa: E402
     SCORINGS,
@@ -25,12 +24,6 @@ from speechbrain_eres2net.evaluation.gallery import (  # noqa: E402
     SpeakerGallery,
 )
 from speechbrain_eres2net.evaluation.identification import Identifier  # noqa: E402
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def random_gallery(rng, speakers: int, dim: int = 8) -> SpeakerGallery:
@@ -154,7 +147,7 @@ def dev_speakers() -> dict[str, list[Path]]:
 
 
 def test_another_models_gallery_is_refused_and_failures_keep_it(
-    tmp_path, capsys, monkeypatch
+    tmp_path, run_cli, monkeypatch
 ):
     folder = imported_folder()
     name, files = next(iter(dev_speakers().items()))
@@ -162,7 +155,7 @@ def test_another_models_gallery_is_refused_and_failures_keep_it(
     gallery = tmp_path / "g.npz"
     base = ["--gallery", gallery, "--no-fast", "--no-progress"]
     code, _, err = run_cli(
-        ["enroll", "--model", folder, *base, "--speaker", name, *files[3:6]], capsys
+        ["enroll", "--model", folder, *base, "--speaker", name, *files[3:6]]
     )
     assert code == 0, err
     before = gallery.read_bytes()
@@ -170,8 +163,7 @@ def test_another_models_gallery_is_refused_and_failures_keep_it(
     # Too little speech for an enrollment: one line, the gallery untouched.
     code, _, err = run_cli(
         ["enroll", "--model", folder, *base, "--speaker", "x", files[0]]
-        + ["--min-enroll-seconds", "60"],
-        capsys,
+        + ["--min-enroll-speech-seconds", "60"],
     )
     assert code == 1 and "needs (min_enroll_speech_seconds" in err
     assert err.count("\n") == 1 and gallery.read_bytes() == before
@@ -183,7 +175,7 @@ def test_another_models_gallery_is_refused_and_failures_keep_it(
 
     monkeypatch.setattr(np, "savez", disk_full)
     code, _, err = run_cli(
-        ["enroll", "--model", folder, *base, "--speaker", "y", *files[:3]], capsys
+        ["enroll", "--model", folder, *base, "--speaker", "y", *files[:3]]
     )
     assert code == 1 and "No space left" in err
     assert gallery.read_bytes() == before
@@ -192,16 +184,16 @@ def test_another_models_gallery_is_refused_and_failures_keep_it(
 
     other = other_model(folder, tmp_path / "other")
     for command in (["identify", files[0]], ["enroll", "--speaker", "z", files[0]]):
-        code, _, err = run_cli(
-            [command[0], "--model", other, *base, *command[1:]], capsys
-        )
+        code, _, err = run_cli([command[0], "--model", other, *base, *command[1:]])
         assert code == 1 and "was enrolled with another model" in err, err
         assert err.count("\n") == 1
     assert gallery.read_bytes() == before
 
 
 @pytest.mark.slow
-def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, capsys):
+def test_identify_names_enrolled_speakers_rejects_others_forgets_removed(
+    realspk_quickstart, tmp_path, run_cli
+):
     """Half the dev speakers enrolled from 3 recordings each; their other
     recordings and every recording of the other half are identified."""
     model = realspk_quickstart["out"] / "model"
@@ -212,17 +204,19 @@ def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, capsys):
     base = ["--model", model, "--gallery", gallery, "--no-progress"]
     for name in known:
         code, _, err = run_cli(
-            ["enroll", *base, "--speaker", name, *speakers[name][:3]], capsys
+            ["enroll", *base, "--speaker", name, *speakers[name][:3]]
         )
         assert code == 0, err
-    code, listed, _ = run_cli(["gallery", "--gallery", gallery, "--json"], capsys)
-    rows = json.loads(listed)
+    code, listed, _ = run_cli(["gallery", "--gallery", gallery, "--json"])
+    listing = json.loads(listed)
+    assert listing["schema"] == 1 and listing["dim"] > 0
+    rows = listing["speakers"]
     assert [r["name"] for r in rows] == known
     assert all(r["recordings"] == 3 and r["seconds"] >= 3.0 for r in rows)
 
     queries = [f for n in known for f in speakers[n][3:]]
     queries += [f for n in unknown for f in speakers[n]]
-    code, out, err = run_cli(["identify", *base, *queries, "--json"], capsys)
+    code, out, err = run_cli(["identify", *base, *queries, "--json"])
     answers = [json.loads(line) for line in out.splitlines()]
     assert len(answers) == len(queries)  # refused ones too, with their error
     # The folder's calibration was fitted with 3-recording enrollments too
@@ -231,10 +225,18 @@ def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, capsys):
     assert "log_dur_max" not in err, err
     refused = [a for a in answers if "error" in a]
     assert code == (1 if refused else 0) and len(refused) <= 3
+    assert all(a["schema"] == 1 for a in answers)
+    # Each answer says the rule and the threshold that decided it, and they
+    # give its answer: the best candidate is named exactly when it beats it.
+    llr_rule = math.log(len(known))  # p_enrolled 0.5: log(1) + log(N)
     right = collections.Counter()
     for a in answers:
         if "error" in a:
+            assert "on" not in a and a["candidates"] == [] and a["speaker"] is None
             continue
+        assert a["on"] == "llr" and a["threshold"] == pytest.approx(llr_rule)
+        best = max(a["candidates"], key=lambda c: c["llr"])
+        assert a["speaker"] == (best["speaker"] if best["llr"] > llr_rule else None)
         truth = Path(a["file"]).parent.parent.name
         assert len(a["candidates"]) == 5
         scores = [c["score"] for c in a["candidates"]]
@@ -250,9 +252,9 @@ def test_enroll_identify_remove_journey(realspk_quickstart, tmp_path, capsys):
 
     # Removing a speaker: its recordings are now someone else's or unknown.
     gone = known[0]
-    code, _, err = run_cli(["gallery", "--gallery", gallery, "--remove", gone], capsys)
+    code, _, err = run_cli(["gallery", "--gallery", gallery, "--remove", gone])
     assert code == 0 and "removed" in err
-    code, out, _ = run_cli(["identify", *base, *speakers[gone][3:5], "--json"], capsys)
+    code, out, _ = run_cli(["identify", *base, *speakers[gone][3:5], "--json"])
     for line in out.splitlines():
         answer = json.loads(line)
         assert answer["speaker"] != gone

@@ -11,116 +11,39 @@ model-index and the stored threshold are checked against metrics computed
 here by brute force from trials scored one at a time through ``Verifier``,
 not through the batched pipeline the export measures with.
 
-The folder builders here are cached per process and shared by
-test_cli.py and test_onnx.py.
+The folder builders are in model_builders.py, shared with the other modules.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import REALSPK, REPO, has_speech, randomize_batchnorm  # noqa: E402
+from conftest import REPO  # noqa: E402
+from model_builders import (  # noqa: E402
+    QUICKSTART_YAML,
+    real_wavs,
+    recipe_folder,
+    recipe_run,
+    train_side,
+    trial_subset,
+)
 
 from speechbrain_eres2net.export.hub import push_to_hub
 from speechbrain_eres2net.export.recipe import export_hub
 from speechbrain_eres2net.export.yaml_nodes import training_nodes
 from speechbrain_eres2net.inference.folder import FolderPretrainer
 from speechbrain_eres2net.training.checkpoints import latest_checkpoint
-
-QUICKSTART_YAML = REPO / "hparams" / "quickstart.yaml"
-N_SPEAKERS = 7
-
-
-def scratch_dir(prefix: str) -> Path:
-    """A temporary folder removed when the test process exits."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, path, True)
-    return path
-
-
-def train_side(output_folder: Path, seed: int = 0) -> dict:
-    """The recipe's modules from its YAML, randomised and checkpointed."""
-    torch.manual_seed(seed)
-    with open(QUICKSTART_YAML, encoding="utf-8") as f:
-        hp = load_hyperpyyaml(
-            f,
-            {
-                "data_folder": str(output_folder / "no-data"),
-                "output_folder": str(output_folder),
-                "out_n_neurons": N_SPEAKERS,
-            },
-        )
-    randomize_batchnorm(hp["embedding_model"], seed)
-    with torch.no_grad():
-        for p in hp["classifier"].parameters():
-            p.normal_()
-    hp["embedding_model"].eval()
-    from speechbrain.dataio.encoder import CategoricalEncoder
-
-    encoder = CategoricalEncoder()
-    encoder.update_from_iterable([f"spk{i}" for i in range(N_SPEAKERS)])
-    save = Path(hp["save_folder"])
-    save.mkdir(parents=True, exist_ok=True)
-    encoder.save(save / "label_encoder.txt")
-    hp["checkpointer"].save_checkpoint()
-    return hp
-
-
-@functools.cache
-def recipe_run() -> tuple[Path, dict]:
-    """(output folder, hparams) of a checkpointed tiny recipe model."""
-    out = scratch_dir("eres2net-recipe-")
-    return out, train_side(out)
-
-
-@functools.cache
-def recipe_folder() -> Path:
-    """Model folder exported from :func:`recipe_run` (no trials)."""
-    out, hp = recipe_run()
-    return export_hub(QUICKSTART_YAML, hp["save_folder"], out / "model")
-
-
-def trial_subset(target: Path, per_label: int = 5) -> Path:
-    """A few realspk dev trials of each label, with the shortest files (fast)."""
-    wav = REALSPK / "wav"
-    lines = (REALSPK / "dev_trials.txt").read_text().splitlines()
-
-    def size(line: str) -> int:
-        return sum((wav / p).stat().st_size for p in line.split()[1:])
-
-    def enough(line: str) -> bool:
-        return has_speech(line, wav)
-
-    chosen = []
-    for label in ("1", "0"):
-        same = sorted((line for line in lines if line.split()[0] == label), key=size)
-        chosen += [line for line in same[: 6 * per_label] if enough(line)][:per_label]
-    target.write_text("\n".join(chosen) + "\n")
-    return target
-
-
-def real_wavs(n: int = 4) -> list[Path]:
-    """``n`` short real utterances of different speakers and lengths."""
-    files = sorted((REALSPK / "wav").glob("*/*/*.wav"))
-    if not files:
-        pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
-    short = sorted(files, key=lambda f: f.stat().st_size)[: 20 * n]
-    return sorted(short)[::20][:n]
 
 
 def reference_embeddings(hp: dict, wavs: list[torch.Tensor]) -> torch.Tensor:

@@ -9,7 +9,6 @@ official model on real recordings.
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,12 @@ import torch
 from torchaudio.compliance import kaldi
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import randomize_batchnorm  # noqa: E402
-from oracle import official  # noqa: E402
-from test_hub import real_wavs, scratch_dir, trial_subset  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    official_checkpoint,
+    real_wavs,
+    trial_subset,
+)
 
 from speechbrain_eres2net.export.import_3dspeaker import import_3dspeaker
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
@@ -34,31 +36,6 @@ def official_fbank(wav: torch.Tensor) -> torch.Tensor:
         wav.unsqueeze(0), num_mel_bins=80, sample_frequency=16000, dither=0
     )
     return feat - feat.mean(0, keepdim=True)
-
-
-@functools.cache
-def official_checkpoint(variant: str = "v1") -> tuple[torch.nn.Module, Path]:
-    """(official model, saved state_dict path) of a tiny random model."""
-    v1, v2, _ = official()
-    torch.manual_seed(3)
-    if variant == "v1":
-        model = v1.ERes2Net(num_blocks=[1, 1, 1, 1], m_channels=8, embedding_size=64)
-    else:
-        # m_channels 32: with fewer, the stage-1 group width cannot tell the
-        # V2 base width 26 from 24 (checkpoints.infer_config reads it there).
-        model = v2.ERes2NetV2(num_blocks=[1, 1, 1, 1], m_channels=32, embedding_size=48)
-    randomize_batchnorm(model, seed=5)
-    model.eval()
-    path = scratch_dir("eres2net-official-") / f"pretrained_{variant}.ckpt"
-    torch.save(model.state_dict(), path)
-    return model, path
-
-
-@functools.cache
-def imported_folder() -> Path:
-    """Model folder imported from the tiny official ERes2Net (shared with CLI tests)."""
-    _, path = official_checkpoint("v1")
-    return import_3dspeaker(path, path.parent / "imported")
 
 
 def test_import_matches_official_front_end_and_model(realspk):
@@ -128,6 +105,7 @@ def test_cli_import_bad_checkpoint_is_one_line(tmp_path):
             "-m",
             "speechbrain_eres2net.cli",
             "import-3dspeaker",
+            "--checkpoint",
             str(bad),
             "--out",
             str(tmp_path / "out"),

@@ -24,9 +24,12 @@ import soundfile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_fastpath import randomise_batchnorms  # noqa: E402
-from test_hub import REALSPK  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
+from conftest import REALSPK  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    official_checkpoint,
+    randomise_batchnorms,
+)
 
 from speechbrain_eres2net import ERes2Net, KaldiFbank
 from speechbrain_eres2net.inference import fastpath
@@ -190,6 +193,19 @@ def test_auto_picks_the_first_installed_engine_on_avx2(tiny, avx2_cpu):
         assert torch.cosine_similarity(fast(x), tiny(x), dim=-1).min() >= 0.9999
 
 
+def test_fp32_asked_for_runs_the_fp32_engine_on_a_bf16_cpu(tiny, monkeypatch):
+    """``precision="fp32"`` is the fastest fp32 engine, not PyTorch's, where the
+    CPU computes bf16 natively (``auto`` there is PyTorch bf16)."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(fastpath, "native_bf16", lambda device: True)
+    expected = fastpath.fp32_engine(torch.device("cpu"))
+    assert expected in ("openvino", "onnxruntime")
+    fast = optimize_for_inference(tiny, example_frames=60, precision="fp32")
+    assert (fast.engine, fast.precision) == (expected, "fp32")
+    auto = optimize_for_inference(tiny, example_frames=60)
+    assert auto.engine == "torch"
+
+
 def test_auto_falls_back_to_onnxruntime_without_openvino(tiny, avx2_cpu, monkeypatch):
     # None in sys.modules makes ``import openvino`` raise ImportError.
     monkeypatch.setitem(sys.modules, "openvino", None)
@@ -287,10 +303,53 @@ def test_cli_precision_int8_end_to_end(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code != 0 and "--int8-calibration" in err and err.count("\n") == 1
+    assert "stores none" in err
+
+
+def test_int8_calibration_stored_in_the_folder_needs_no_audio(tmp_path, capsys):
+    """``import-3dspeaker --int8-calibration AUDIO``: int8 then runs without audio.
+
+    The stored calibration (float16 features) quantizes as the audio does:
+    embeddings agree with audio-calibrated int8 and with fp32.
+    """
+    from speechbrain_eres2net.cli import main
+
+    wavs = sorted((REALSPK / "wav").glob("spk00*/*/*.wav"))[:6]
+    if not wavs:
+        pytest.skip(f"real corpus not found at {REALSPK} (set ERES2NET_REALSPK)")
+    _, checkpoint = official_checkpoint("v1")
+    folder = tmp_path / "stored"
+    args = ["import-3dspeaker", "--checkpoint", str(checkpoint), "--out", str(folder)]
+    for wav in wavs[3:]:
+        args += ["--int8-calibration", str(wav)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert (folder / "int8_calibration.npz").is_file()
+    assert "int8_calibration.npz" in (folder / "README.md").read_text()
+    outs = {}
+    runs = {
+        "stored": (folder, []),
+        "audio": (imported_folder(), [f"--int8-calibration={w}" for w in wavs[3:]]),
+        "fp32": (imported_folder(), []),
+    }
+    for name, (model, extra) in runs.items():
+        out = tmp_path / f"{name}.npz"
+        precision = "fp32" if name == "fp32" else "int8"
+        args = ["embed", "--model", str(model), *map(str, wavs[:3]), "--out", str(out)]
+        args += ["--precision", precision, "--no-progress", *extra]
+        assert main(args) == 0, capsys.readouterr().err
+        outs[name] = np.load(out)
+    for key in outs["fp32"].files:
+        stored, audio, fp32 = (outs[n][key] for n in ("stored", "audio", "fp32"))
+        assert cosine(stored, audio) >= 0.9999, key
+        assert cosine(stored, fp32) >= INT8_MIN_COSINE, key
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 def test_export_onnx_int8(tmp_path, capsys):
-    """``eres2net export-onnx --int8 AUDIO...``: a quantized graph that runs."""
+    """``eres2net export-onnx --int8-calibration AUDIO...``: a quantized graph."""
     import onnx
     import onnxruntime
 
@@ -302,7 +361,7 @@ def test_export_onnx_int8(tmp_path, capsys):
     calibration, held_out = wavs[:4], wavs[4]
     out = tmp_path / "m.onnx"
     args = ["export-onnx", "--model", str(imported_folder()), "--out", str(out)]
-    assert main([*args, *(f"--int8={w}" for w in calibration)]) == 0
+    assert main([*args, *(f"--int8-calibration={w}" for w in calibration)]) == 0
     assert "int8" in capsys.readouterr().err
     quantized, convs = quantized_convs(onnx.load(str(out)))
     assert convs >= 30 and quantized >= 0.9 * convs, (quantized, convs)

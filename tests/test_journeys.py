@@ -52,8 +52,9 @@ from journeys_helpers import (  # noqa: E402
     scores_file,
     train_log_losses,
 )
-from test_resume import tiny_corpus as make_tiny_corpus  # noqa: E402
-from test_resume import tiny_settings  # noqa: E402
+from model_builders import resnet_yaml  # noqa: E402
+from tiny_recipe import tiny_corpus as make_tiny_corpus  # noqa: E402
+from tiny_recipe import tiny_settings  # noqa: E402
 
 from speechbrain_eres2net.dataio.synthetic import make_corpus
 from speechbrain_eres2net.training.checkpoints import latest_checkpoint
@@ -366,30 +367,6 @@ def test_ecapa_checkpoint_exports_loads_verifies_scores_and_runs_in_onnx(
         args = ["export-onnx", "--model", folder, "--out", graph]
         ok(eres2net(*args, *(["--with-features"] if waveforms else []), cwd=tmp_path))
         onnx_parity(graph, folder, files, waveforms)
-
-
-RESNET_NODE = """embedding_model: !new:speechbrain.lobes.models.ResNet.ResNet
-    input_size: !ref <n_mels>
-    channels: [8, 8, 16, 16]
-    block_sizes: [1, 1, 1, 1]
-    strides: [1, 2, 2, 2]
-    lin_neurons: !ref <emb_dim>
-"""
-
-
-def resnet_yaml(folder: Path) -> Path:
-    """quickstart_ecapa.yaml with SpeechBrain's ResNet lobe (a few channels)."""
-    text = (HPARAMS / "quickstart_ecapa.yaml").read_text()
-    text, count = re.subn(
-        r"embedding_model: !new:speechbrain\.lobes\.models\.ECAPA_TDNN\.ECAPA_TDNN\n"
-        r"(?:    .*\n)+",
-        RESNET_NODE,
-        text,
-    )
-    assert count == 1
-    path = folder / "quickstart_resnet.yaml"
-    path.write_text(text)
-    return path
 
 
 @pytest.mark.slow

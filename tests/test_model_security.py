@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -20,10 +19,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import test_hub  # noqa: E402
-from test_hub import scratch_dir, train_side  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
-from test_journeys import resnet_yaml  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    resnet_yaml,
+    scratch_dir,
+    train_side,
+)
 
 from speechbrain_eres2net.export.recipe import export_hub  # noqa: E402
 from speechbrain_eres2net.inference.folder import (  # noqa: E402
@@ -275,17 +276,6 @@ def refused_in_one_line(
     return message
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection attempt fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
 def test_the_corpus_holds_at_least_25_attacks():
     assert len(ATTACKS) >= 25
 
@@ -380,13 +370,9 @@ def test_checked_text_is_the_loaded_text_even_if_the_file_changes(
 def resnet_folder() -> Path:
     """Model folder of a tiny checkpointed SpeechBrain ResNet (random weights)."""
     out = scratch_dir("eres2net-resnet-")
-    recipe_yaml = test_hub.QUICKSTART_YAML
-    test_hub.QUICKSTART_YAML = resnet_yaml(out)
-    try:
-        hp = train_side(out)
-        return export_hub(test_hub.QUICKSTART_YAML, hp["save_folder"], out / "model")
-    finally:
-        test_hub.QUICKSTART_YAML = recipe_yaml
+    recipe_yaml = resnet_yaml(out)
+    hp = train_side(out, recipe_yaml=recipe_yaml)
+    return export_hub(recipe_yaml, hp["save_folder"], out / "model")
 
 
 def test_resnet_folder_loads_without_trust():

@@ -10,10 +10,8 @@ network.
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -23,11 +21,13 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
-import test_hub  # noqa: E402
 from conftest import REPO  # noqa: E402
-from test_cli import run_cli  # noqa: E402
-from test_hub import real_wavs, recipe_folder, scratch_dir, train_side  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
+from model_builders import (  # noqa: E402
+    ecapa_folder,
+    imported_folder,
+    real_wavs,
+    recipe_folder,
+)
 
 from speechbrain_eres2net.evaluation.calibration import Calibration  # noqa: E402
 from speechbrain_eres2net.evaluation.decisions import (  # noqa: E402
@@ -35,7 +35,6 @@ from speechbrain_eres2net.evaluation.decisions import (  # noqa: E402
     folder_calibration,
 )
 from speechbrain_eres2net.export.model_folder import inference_yaml  # noqa: E402
-from speechbrain_eres2net.export.recipe import export_hub  # noqa: E402
 from speechbrain_eres2net.export.yaml_nodes import training_nodes  # noqa: E402
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder  # noqa: E402
 from speechbrain_eres2net.inference.folder import (  # noqa: E402
@@ -47,22 +46,8 @@ from speechbrain_eres2net.inference.folder import (  # noqa: E402
     model_source,
 )
 
-ECAPA_YAML = REPO / "hparams" / "quickstart_ecapa.yaml"
 REPO_ID = "someone/eres2net-tiny"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@functools.cache
-def ecapa_folder() -> Path:
-    """Model folder of a tiny checkpointed ECAPA-TDNN recipe (quickstart_ecapa)."""
-    out = scratch_dir("eres2net-ecapa-")
-    recipe_yaml = test_hub.QUICKSTART_YAML
-    test_hub.QUICKSTART_YAML = ECAPA_YAML  # train_side reads the recipe YAML here
-    try:
-        hp = train_side(out)
-    finally:
-        test_hub.QUICKSTART_YAML = recipe_yaml
-    return export_hub(ECAPA_YAML, hp["save_folder"], out / "model")
 
 
 def folder_with(tmp_path: Path, edit) -> Path:
@@ -105,18 +90,7 @@ def fill_hub_cache(
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection attempt fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-def test_apply_in_a_folder_is_refused_and_runs_only_when_trusted(tmp_path, capsys):
+def test_apply_in_a_folder_is_refused_and_runs_only_when_trusted(tmp_path, run_cli):
     marker = tmp_path / "FILE"
     folder = folder_with(
         tmp_path,
@@ -126,14 +100,14 @@ def test_apply_in_a_folder_is_refused_and_runs_only_when_trusted(tmp_path, capsy
     )
     a, b = real_wavs(2)
     verify = ["verify", "--model", folder, a, b, "--threshold", "0.5"]
-    code, out, err = run_cli(verify, capsys)
+    code, out, err = run_cli(verify)
     assert code == 1 and out == ""
     assert err.count("\n") == 1, err
     assert f"{folder}/hyperparams.yaml: 'surprise' uses !apply:os.system" in err
     assert "not on the allow-list" in err and "--trust-model-code" in err
     assert not marker.exists()
 
-    code, out, err = run_cli([*verify, "--trust-model-code"], capsys)
+    code, out, err = run_cli([*verify, "--trust-model-code"])
     assert code == 0, err
     assert marker.read_text().strip() == "code ran"
     assert out.startswith("score ")
@@ -232,7 +206,7 @@ def test_the_folder_text_of_every_recipe_yaml_is_trusted(recipe):
 
 
 def test_hub_id_uses_its_calibration_from_the_cache(
-    tmp_path, monkeypatch, capsys, no_network
+    tmp_path, monkeypatch, run_cli, no_network
 ):
     local = tmp_path / "local"
     shutil.copytree(imported_folder(), local)
@@ -243,7 +217,7 @@ def test_hub_id_uses_its_calibration_from_the_cache(
 
     decisions = []
     for model in (local, REPO_ID):
-        code, out, err = run_cli(["verify", "--model", model, a, b, "--json"], capsys)
+        code, out, err = run_cli(["verify", "--model", model, a, b, "--json"])
         assert code == 0, err
         decisions.append(json.loads(out))
     on_disk, on_hub = decisions
@@ -263,15 +237,19 @@ def test_hub_folder_is_checked_too(tmp_path, monkeypatch, no_network):
         load_model_folder(REPO_ID)
 
 
-def test_mistyped_local_folder_fails_at_once(tmp_path, monkeypatch, capsys, no_network):
+def test_mistyped_local_folder_fails_at_once(
+    tmp_path, monkeypatch, run_cli, no_network
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
     wav = tone(tmp_path / "a.wav")
     start = time.monotonic()
-    code, _, err = run_cli(["verify", "--model", "models/eres2nett", wav, wav], capsys)
+    code, _, err = run_cli(["verify", "--model", "models/eres2nett", wav, wav])
     assert time.monotonic() - start < 5
     assert code == 1
-    assert err == "eres2net verify: error: model folder not found: models/eres2nett\n"
+    assert err == (
+        "eres2net verify: error: --model: model folder not found: models/eres2nett\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,13 +264,13 @@ def test_local_looking_names_are_never_hub_ids(tmp_path, monkeypatch, source):
     assert model_source("someone/model") == "someone/model"
 
 
-def test_uncached_hub_id_offline_is_one_line(tmp_path, monkeypatch, capsys, no_network):
+def test_uncached_hub_id_offline_is_one_line(
+    tmp_path, monkeypatch, run_cli, no_network
+):
     fill_hub_cache(monkeypatch, tmp_path / "hf-cache")
     monkeypatch.chdir(tmp_path)
     wav = tone(tmp_path / "a.wav")
-    code, _, err = run_cli(
-        ["verify", "--model", "someone/not-cached", wav, wav], capsys
-    )
+    code, _, err = run_cli(["verify", "--model", "someone/not-cached", wav, wav])
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith(
         "eres2net verify: error: someone/not-cached is neither a local model folder "

@@ -11,8 +11,11 @@ import soundfile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_hub import real_wavs, recipe_folder  # noqa: E402
-from test_import_3dspeaker import imported_folder  # noqa: E402
+from model_builders import (  # noqa: E402
+    imported_folder,
+    real_wavs,
+    recipe_folder,
+)
 
 from speechbrain_eres2net.export.onnx import (
     OPSET,

@@ -20,9 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REPO  # noqa: E402
-from test_hub import real_wavs, recipe_folder  # noqa: E402
+from model_builders import real_wavs, recipe_folder  # noqa: E402
 
-from speechbrain_eres2net.cli import main  # noqa: E402
 from speechbrain_eres2net.dataio.vad import (  # noqa: E402
     SileroVAD,
     Speech,
@@ -35,12 +34,6 @@ from speechbrain_eres2net.inference.embedder import (  # noqa: E402
 )
 
 RATE = 16000
-
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def non_speech(seconds: float = 3.0, seed: int = 0) -> dict[str, np.ndarray]:
@@ -127,11 +120,11 @@ def test_detector_segments_at_another_rate(realspk):
 
 
 @pytest.mark.parametrize("kind", ["zero", "noise_-6dB", "tone_440", "hum", "clicks"])
-def test_verify_refuses_non_speech_in_one_line(kind, tmp_path, capsys, realspk):
+def test_verify_refuses_non_speech_in_one_line(kind, tmp_path, run_cli, realspk):
     folder = recipe_folder()
     bad = write(tmp_path / f"{kind}.wav", non_speech()[kind])
     speech = real_wavs(1)[0]
-    code, out, err = run_cli(["verify", "--model", folder, speech, bad], capsys)
+    code, out, err = run_cli(["verify", "--model", folder, speech, bad])
     assert code == 1 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -139,11 +132,11 @@ def test_verify_refuses_non_speech_in_one_line(kind, tmp_path, capsys, realspk):
     assert "less than the 1 s minimum" in lines[0]
 
 
-def test_two_silent_files_are_never_the_same_speaker(tmp_path, capsys):
+def test_two_silent_files_are_never_the_same_speaker(tmp_path, run_cli):
     folder = recipe_folder()
     a = write(tmp_path / "a.wav", np.zeros(3 * RATE))
     b = write(tmp_path / "b.wav", np.zeros(5 * RATE))
-    code, out, err = run_cli(["verify", "--model", folder, a, b, "--json"], capsys)
+    code, out, err = run_cli(["verify", "--model", folder, a, b, "--json"])
     assert code == 1 and "same speaker" not in out + err
     # --vad off is the explicit override: a decision, as before.
     code, out, _ = run_cli(
@@ -159,20 +152,19 @@ def test_two_silent_files_are_never_the_same_speaker(tmp_path, capsys):
             "--threshold",
             "0.5",
         ],
-        capsys,
     )
     assert code == 0 and json.loads(out)["score"] > 0.99
 
 
-def test_min_speech_seconds_is_the_boundary(tmp_path, capsys, realspk):
+def test_min_speech_seconds_is_the_boundary(tmp_path, run_cli, realspk):
     folder = recipe_folder()
     speech = real_wavs(1)[0]
     wav, rate = soundfile.read(speech, dtype="float32")
     net = SpeechDetector()(torch.from_numpy(wav), rate).seconds
     args = ["verify", "--model", folder, speech, speech, "--threshold", "0.5"]
-    code, _, err = run_cli([*args, "--min-speech-seconds", net + 0.05], capsys)
+    code, _, err = run_cli([*args, "--min-speech-seconds", net + 0.05])
     assert code == 1 and "net speech" in err
-    code, out, _ = run_cli([*args, "--min-speech-seconds", net - 0.05], capsys)
+    code, out, _ = run_cli([*args, "--min-speech-seconds", net - 0.05])
     assert code == 0 and "same speaker" in out
 
 
@@ -192,7 +184,7 @@ def test_speech_wrapped_in_silence_decides_as_the_clean_pair(tmp_path, realspk):
     assert abs(scores["off"][0] - scores["off"][1]) > 5 * abs(clean - padded_score)
 
 
-def test_embed_keeps_speech_and_lists_refused_files(tmp_path, capsys, realspk):
+def test_embed_keeps_speech_and_lists_refused_files(tmp_path, run_cli, realspk):
     folder = recipe_folder()
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -203,7 +195,7 @@ def test_embed_keeps_speech_and_lists_refused_files(tmp_path, capsys, realspk):
         write(inputs / f"{kind}.wav", non_speech()[kind])
     write(inputs / "short.wav", soundfile.read(speech[0], dtype="float32")[0][:8000])
     out = tmp_path / "emb.npz"
-    code, _, err = run_cli(["embed", "--model", folder, inputs, "--out", out], capsys)
+    code, _, err = run_cli(["embed", "--model", folder, inputs, "--out", out])
     assert code == 1
     assert sorted(Path(k).name for k in np.load(out)) == ["speech0.wav", "speech1.wav"]
     report = Path(f"{out}.errors.txt").read_text().splitlines()
@@ -213,7 +205,7 @@ def test_embed_keeps_speech_and_lists_refused_files(tmp_path, capsys, realspk):
     assert "3 of 5 file(s) could not be embedded" in err
 
 
-def test_score_leaves_out_trials_with_too_little_speech(tmp_path, capsys, realspk):
+def test_score_leaves_out_trials_with_too_little_speech(tmp_path, run_cli, realspk):
     folder = recipe_folder()
     root = tmp_path / "corpus"
     (root / "wav").mkdir(parents=True)
@@ -231,7 +223,7 @@ def test_score_leaves_out_trials_with_too_little_speech(tmp_path, capsys, realsp
         f"1 silence.wav {names[1]}\n0 {names[3]} silence.wav\n"
     )
     code, out, err = run_cli(
-        ["score", "--model", folder, "--trials", trials, "--data-root", root], capsys
+        ["score", "--model", folder, "--trials", trials, "--data-root", root]
     )
     assert code == 0, err
     assert "(2 left out: a side with too little speech) on 4 trials" in out

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REPO  # noqa: E402
-from test_hub import QUICKSTART_YAML, real_wavs, recipe_run  # noqa: E402
+from model_builders import QUICKSTART_YAML, real_wavs, recipe_run  # noqa: E402
 
 from speechbrain_eres2net.dataio.speech_cache import journal_path  # noqa: E402
 from speechbrain_eres2net.dataio.speech_handling import (  # noqa: E402

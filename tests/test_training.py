@@ -19,6 +19,7 @@ from speechbrain_eres2net.augment.environment import EnvCorruption
 from speechbrain_eres2net.augment.speed import change_speed, num_classes
 from speechbrain_eres2net.dataio.synthetic import make_corpus
 from speechbrain_eres2net.dataio.voxceleb_prepare import prepare_voxceleb
+from speechbrain_eres2net.export.sherpa_onnx import sherpa_deployment
 from speechbrain_eres2net.lobes.eres2net import ERes2Net
 from speechbrain_eres2net.lobes.eres2net_3dspeaker import to_3dspeaker
 from speechbrain_eres2net.nnet.losses import ArcMarginLoss
@@ -347,6 +348,9 @@ def test_training_yamls_instantiate(name, tmp_path):
     assert hparams["sample_rate"] == 16000 and hparams["n_mels"] == 80
     assert hparams["mean_var_norm"].norm_type == "sentence"
     assert not hparams["mean_var_norm"].std_norm
+    # Every recipe trains on the features sherpa-onnx computes at deployment.
+    front = sherpa_deployment(hparams["compute_features"], hparams["mean_var_norm"])
+    assert front.exact, front.note
     assert hparams["save_folder"].startswith(str(tmp_path / "out"))
     assert (
         hparams["label_encoder_file"] == f"{hparams['save_folder']}/label_encoder.txt"

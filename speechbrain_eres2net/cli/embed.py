@@ -42,11 +42,6 @@ def embedder(args: argparse.Namespace):
     from ..inference.embedder import SpeakerEmbedder
 
     precision = getattr(args, "precision", "auto")
-    if precision == "int8" and not getattr(args, "int8_calibration", None):
-        raise ValueError(
-            "--precision int8 needs --int8-calibration (audio files or folders of real "
-            "speech to calibrate the quantization)"
-        )
     return SpeakerEmbedder.from_folder(
         args.model,
         device=args.device,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import parse_overrides, publish_options
+from .options import deprecated_alias, parse_overrides, publish_options
 
 
 def add_parsers(commands) -> None:
@@ -36,7 +36,10 @@ def add_parsers(commands) -> None:
     imp = commands.add_parser(
         "import-3dspeaker", help="model folder from an official 3D-Speaker checkpoint"
     )
-    imp.add_argument("checkpoint", help="official ERes2Net/ERes2NetV2/huge .ckpt/.pt")
+    imp.add_argument(
+        "--checkpoint", help="official ERes2Net/ERes2NetV2/huge .ckpt/.pt (required)"
+    )
+    deprecated_alias(imp, "CHECKPOINT", "--checkpoint", "checkpoint")
     imp.add_argument("--out", required=True, help="model folder to write")
     publish_options(imp)
 
@@ -49,12 +52,20 @@ def add_parsers(commands) -> None:
         help="filterbank inside the graph: input waveforms instead of features",
     )
     onnx.add_argument(
-        "--int8",
+        "--int8-calibration",
         action="append",
         metavar="AUDIO",
-        dest="int8_calibration",
         help="write an int8 graph (statically quantized convolutions), calibrated "
         "on real speech: an audio file, folder or list; repeatable",
+    )
+    deprecated_alias(
+        onnx, "--int8", "--int8-calibration", "int8_calibration", append=True
+    )
+    onnx.add_argument(
+        "--sherpa-onnx",
+        action="store_true",
+        help="the graph must run in sherpa-onnx (its metadata is written whenever "
+        "the folder can deploy there): refuse folders that cannot, saying why",
     )
 
 
@@ -79,6 +90,7 @@ def _card_options(args: argparse.Namespace) -> dict:
         if value:
             check_name(value, option)
     return {
+        "int8_calibration": args.int8_calibration,
         "trials": args.trials,
         "data_root": args.data_root,
         "license": check_license(args.license, "--license"),
@@ -107,6 +119,8 @@ def cmd_import_3dspeaker(args: argparse.Namespace) -> int:
     """``eres2net import-3dspeaker``: official checkpoint -> model folder."""
     from ..export.import_3dspeaker import import_3dspeaker
 
+    if not args.checkpoint:
+        raise ValueError("--checkpoint is required (the official .ckpt/.pt file)")
     folder = import_3dspeaker(args.checkpoint, args.out, **_card_options(args))
     return _publish(args, folder)
 
@@ -120,6 +134,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         args.out,
         with_features=args.with_features,
         int8_calibration=args.int8_calibration,
+        sherpa_onnx=True if args.sherpa_onnx else None,
     )
     kind = (
         "wavs (batch, samples)" if args.with_features else "feats (batch, frames, mels)"

@@ -15,7 +15,14 @@ import sys
 from pathlib import Path
 
 from ..evaluation.gallery import SCORINGS
-from .options import batch_options, model_options, speech_options
+from .options import (
+    batch_options,
+    deprecated_alias,
+    json_document,
+    model_options,
+    speech_options,
+    yaml_default,
+)
 
 
 def add_parsers(commands) -> None:
@@ -31,10 +38,19 @@ def add_parsers(commands) -> None:
         "audio", nargs="+", help="audio files, folders (recursive) or list files"
     )
     enroll.add_argument(
-        "--min-enroll-seconds",
+        "--min-enroll-speech-seconds",
         type=float,
-        help="least net speech of a speaker (default: min_enroll_speech_seconds "
-        "of hparams/verification.yaml)",
+        metavar="S",
+        help="least net speech of a speaker (default: "
+        + yaml_default("min_enroll_speech_seconds")
+        + ")",
+    )
+    deprecated_alias(
+        enroll,
+        "--min-enroll-seconds",
+        "--min-enroll-speech-seconds",
+        "min_enroll_speech_seconds",
+        type=float,
     )
     batch_options(enroll)
 
@@ -48,31 +64,52 @@ def add_parsers(commands) -> None:
         "audio", nargs="+", help="audio files, folders (recursive) or list files"
     )
     identify.add_argument(
-        "--top-k", type=int, help="candidates listed per recording (default 5)"
+        "--identify-top-k",
+        type=int,
+        metavar="K",
+        help="candidates listed per recording (default: "
+        + yaml_default("identify_top_k")
+        + ")",
+    )
+    deprecated_alias(
+        identify, "--top-k", "--identify-top-k", "identify_top_k", type=int
     )
     identify.add_argument(
         "--p-enrolled",
         type=float,
         help="prior that a recording's speaker is enrolled, for the Bayes "
-        "decision (default: p_enrolled of hparams/verification.yaml, 0.5)",
+        "decision (default: " + yaml_default("p_enrolled") + ")",
     )
     identify.add_argument(
-        "--scoring",
+        "--gallery-scoring",
         choices=SCORINGS,
-        help="recording-vs-speaker scoring (default: gallery_scoring)",
+        help="recording-vs-speaker scoring (default: "
+        + yaml_default("gallery_scoring")
+        + ")",
+    )
+    deprecated_alias(
+        identify,
+        "--scoring",
+        "--gallery-scoring",
+        "gallery_scoring",
+        choices=SCORINGS,
     )
     identify.add_argument(
         "--threshold", type=float, help="decide on the cosine score instead"
     )
     identify.add_argument(
-        "--json", action="store_true", help="one JSON object per recording"
+        "--json",
+        action="store_true",
+        help="one JSON object per recording, on its own line (docs/cli.md)",
     )
     batch_options(identify)
 
     gallery = commands.add_parser("gallery", help="list or remove enrolled speakers")
     gallery.add_argument("--gallery", required=True, help="gallery file (.npz)")
     gallery.add_argument("--remove", metavar="NAME", help="remove this speaker")
-    gallery.add_argument("--json", action="store_true", help="list as JSON")
+    gallery.add_argument(
+        "--json", action="store_true", help="list as one JSON object (docs/cli.md)"
+    )
 
 
 def _inputs(args: argparse.Namespace) -> list[Path]:
@@ -114,8 +151,8 @@ def run_enroll(args: argparse.Namespace) -> int:
         raise ValueError(f"speaker {args.speaker!r}: no recording could be enrolled")
     minimum = (
         float(default("min_enroll_speech_seconds"))
-        if args.min_enroll_seconds is None
-        else args.min_enroll_seconds
+        if args.min_enroll_speech_seconds is None
+        else args.min_enroll_speech_seconds
     )
     gallery.enroll(
         args.speaker,
@@ -149,14 +186,14 @@ def run_identify(args: argparse.Namespace) -> int:
         model,
         gallery,
         folder_calibration(args.model),
-        scoring=args.scoring,
+        scoring=args.gallery_scoring,
         p_enrolled=args.p_enrolled,
         threshold=args.threshold,
     )
     failed = 0
     for answer in identifier.identify(
         files,
-        top_k=args.top_k,
+        top_k=args.identify_top_k,
         batch_size=args.batch_size,
         batch_seconds=args.batch_seconds,
         num_workers=args.num_workers,
@@ -168,7 +205,7 @@ def run_identify(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.json:
-            print(json.dumps(answer.as_dict()), flush=True)
+            print(json.dumps(json_document(answer.as_dict())), flush=True)
         elif answer.error is None:
             print(answer.describe(), flush=True)
     return 1 if failed else 0
@@ -190,7 +227,14 @@ def run_gallery(args: argparse.Namespace) -> int:
         return 0
     rows = gallery.summary()
     if args.json:
-        print(json.dumps([s._asdict() for s in rows]))
+        speakers = [s._asdict() for s in rows]
+        print(
+            json.dumps(
+                json_document(
+                    {"model": gallery.model, "dim": gallery.dim, "speakers": speakers}
+                )
+            )
+        )
         return 0
     for entry in rows:
         print(f"{entry.name}\t{entry.recordings} recording(s)\t{entry.seconds:.1f} s")

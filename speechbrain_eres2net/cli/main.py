@@ -4,6 +4,8 @@ export and import models.
 Every command reports a problem the user can fix as one line on stderr
 (``eres2net <command>: error: <what and where>``) and exits 1; a bug keeps
 its traceback. ``ERES2NET_DEBUG=1`` shows the traceback of user errors too.
+The options, their spellings and the ``--json`` outputs are the contract of
+docs/cli.md.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -20,8 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from .. import __version__
 from . import embed, export, gallery, verify
 from .errors import USER_ERRORS, report
+from .options import check_model_argument
 
 COMMANDS = {
     "embed": embed.run,
@@ -46,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     ('verify', 'a.wav', None, None)
     """
     parser = argparse.ArgumentParser(
-        prog="eres2net", description="ERes2Net speaker embeddings for SpeechBrain."
+        prog="eres2net",
+        description="ERes2Net speaker embeddings for SpeechBrain "
+        "(options and JSON outputs: docs/cli.md).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     embed.add_parser(commands)
@@ -106,6 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(quickstart_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "model", None) is not None:
+            # Before any model code runs or the Hub is asked.
+            check_model_argument(args.model)
         return COMMANDS[args.command](args)
     except USER_ERRORS as err:
         if os.environ.get("ERES2NET_DEBUG"):

@@ -1,15 +1,138 @@
-"""Command-line options shared by several commands."""
+"""Command-line options shared by several commands, and the rules every
+command's options follow (docs/cli.md).
+
+* An option that sets a default of ``hparams/verification.yaml`` is spelled
+  as its key, with dashes (``--identify-top-k`` sets ``identify_top_k``), and
+  its help shows the YAML's value, read from the YAML (:func:`yaml_default`).
+* What a command writes is ``--out``; a model folder it reads is ``--model``,
+  a checkpoint ``--checkpoint``, int8 calibration audio ``--int8-calibration``.
+* An older spelling stays for one release as a hidden alias that warns
+  (:func:`deprecated_alias`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-BATCH_HELP = (
-    "most padded audio seconds per forward pass (default: batch_seconds_cpu / "
-    "batch_seconds_cuda of hparams/verification.yaml)"
-)
-BATCH_SIZE_HELP = "most files per forward pass (default: verification.yaml)"
+from ..settings import default
+
+# Version of the JSON that ``--json`` prints; raised when a field changes
+# meaning or goes away (a new field keeps it).
+JSON_SCHEMA = 1
+YAML_FILE = "hparams/verification.yaml"
+
+
+def yaml_default(*keys: str) -> str:
+    """``<key> = <value> in hparams/verification.yaml`` for help texts (the
+    docs' quoting convention), the value read from the YAML, so that help
+    and YAML cannot disagree.
+
+    Example
+    -------
+    >>> yaml_default("p_target")
+    'p_target = 0.5 in hparams/verification.yaml'
+    >>> yaml_default("batch_seconds_cpu", "batch_seconds_cuda")
+    'batch_seconds_cpu = 20.0 / batch_seconds_cuda = 600.0 in hparams/verification.yaml'
+    """
+    quoted = " / ".join(f"{key} = {default(key)}" for key in keys)
+    return f"{quoted} in {YAML_FILE}"
+
+
+def json_document(fields: dict[str, Any]) -> dict[str, Any]:
+    """What a ``--json`` output prints: ``schema`` first, then the fields.
+
+    Example
+    -------
+    >>> json_document({"score": 0.5})
+    {'schema': 1, 'score': 0.5}
+    """
+    return {"schema": JSON_SCHEMA, **fields}
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling: warns in one line, then stores (or appends) as the new."""
+
+    def __init__(self, option_strings, dest, new: str, append: bool = False, **kw):
+        self.new, self.append = new, append
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        old = option_string or f"the positional {self.metavar}"
+        print(
+            f"eres2net: warning: {old} is deprecated, use {self.new} (the old "
+            "spelling goes in the next release)",
+            file=sys.stderr,
+        )
+        if self.append:
+            values = [*(getattr(namespace, self.dest, None) or []), values]
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_alias(
+    parser: argparse.ArgumentParser,
+    old: str,
+    new: str,
+    dest: str,
+    append: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Accepts ``old`` (an option, or a positional name) as a hidden alias of
+    ``new``, storing into ``dest``; using it prints a one-line warning.
+
+    Example
+    -------
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--out")
+    >>> deprecated_alias(parser, "--output-dir", "--out", "out")
+    >>> parser.parse_args(["--output-dir", "x"]).out
+    'x'
+    >>> "--output-dir" in parser.format_help()
+    False
+    """
+    if old.startswith("-"):
+        parser.add_argument(
+            old,
+            dest=dest,
+            action=_DeprecatedAlias,
+            new=new,
+            append=append,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+            **kwargs,
+        )
+        return
+    # A positional: optional, hidden from usage and help.
+    parser.add_argument(
+        dest,
+        nargs="?",
+        metavar=old,
+        action=_DeprecatedAlias,
+        new=new,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+        **kwargs,
+    )
+
+
+def check_model_argument(source: str) -> None:
+    """Fails at once, naming ``--model``, on a mistyped local model folder
+    (before any model code or network request runs).
+
+    Example
+    -------
+    >>> check_model_argument("./no/such/model")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: --model: model folder not found: ./no/such/model
+    """
+    from ..inference.folder import model_source
+
+    try:
+        model_source(source)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"--model: {err}") from None
 
 
 def model_options(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +160,17 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="AUDIO",
         help="real speech for --precision int8: an audio file, folder or list; "
-        "repeatable (int8_calibration_utterances of verification.yaml are used). "
-        "One value per flag, so that it never swallows the positional files",
+        "repeatable; one value per flag, so that it never swallows the "
+        "positional files (utterances used: "
+        + yaml_default("int8_calibration_utterances")
+        + ")",
     )
     parser.add_argument(
         "--trust-model-code",
         action="store_true",
         help="load a model folder whose hyperparams.yaml names code outside "
-        "model_folder_trusted_targets of hparams/verification.yaml (it runs that "
-        "code: only for a folder you trust)",
+        "the allow-list model_folder_trusted_targets (it runs that code: only "
+        "for a folder you trust)",
     )
 
 
@@ -57,15 +182,16 @@ def speech_options(parser: argparse.ArgumentParser) -> None:
         help="trim: cut long pauses and the non-speech around the speech; "
         "check: refuse recordings with too little speech but embed them whole; "
         "off: no detection (default: what the model folder was trained with, "
-        "else vad of hparams/verification.yaml)",
+        "else " + yaml_default("vad") + ")",
     )
     parser.add_argument(
         "--min-speech-seconds",
         type=float,
         metavar="S",
         help="least net speech of a recording; less is refused, never decided "
-        "(default: the model folder's, else min_speech_seconds of "
-        "hparams/verification.yaml)",
+        "(default: the model folder's, else "
+        + yaml_default("min_speech_seconds")
+        + ")",
     )
     parser.add_argument(
         "--trim-min-pause-seconds",
@@ -73,14 +199,14 @@ def speech_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="with --vad trim, pauses this long or longer are cut, shorter ones "
         "kept (inf: only the non-speech before and after the speech; default: "
-        "the model folder's, else trim_min_pause_seconds of verification.yaml)",
+        "the model folder's, else " + yaml_default("trim_min_pause_seconds") + ")",
     )
     parser.add_argument(
         "--trim-pad-seconds",
         type=float,
         metavar="S",
         help="with --vad trim, context kept around the speech (default: the "
-        "model folder's, else trim_pad_seconds of verification.yaml)",
+        "model folder's, else " + yaml_default("trim_pad_seconds") + ")",
     )
 
 
@@ -97,15 +223,30 @@ def speech_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def batch_options(parser: argparse.ArgumentParser) -> None:
     """Batch limits and the progress bar."""
-    parser.add_argument("--batch-size", type=int, help=BATCH_SIZE_HELP)
-    parser.add_argument("--batch-seconds", type=float, help=BATCH_HELP)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"most files per forward pass (default: {yaml_default('batch_size')})",
+    )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        help="most padded audio seconds per forward pass on CPU / CUDA (default: "
+        + yaml_default("batch_seconds_cpu", "batch_seconds_cuda")
+        + ")",
+    )
     parser.add_argument(
         "--num-workers",
         type=int,
-        help="processes that decode audio while the model runs (default: "
-        "num_workers of hparams/verification.yaml; 0 decodes in this process)",
+        help="processes that decode audio while the model runs; 0 decodes in "
+        "this process (default: " + yaml_default("num_workers") + ")",
     )
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar on stderr",
+    )
 
 
 def trial_options(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -125,6 +266,14 @@ def trial_options(parser: argparse.ArgumentParser, required: bool) -> None:
 def publish_options(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that write a model folder."""
     trial_options(parser, required=False)
+    parser.add_argument(
+        "--int8-calibration",
+        action="append",
+        metavar="AUDIO",
+        help="real speech to store an int8 calibration from (its features, in "
+        "int8_calibration.npz), so that --precision int8 needs no audio: an "
+        "audio file, folder or list; repeatable",
+    )
     parser.add_argument(
         "--training-data",
         metavar="NAME",

@@ -12,7 +12,7 @@ the VoxCeleb layout (``wav/<spk>/<sess>/<utt>.wav``), e.g. realspk.
 
 Options are spelled with dashes, as in the other ``eres2net`` commands; the
 underscore spellings of SpeechBrain's recipe scripts (``--data_folder``,
-``--output_folder``, ``--no_export``) are accepted too.
+``--output_folder`` for ``--out``, ``--no_export``) are accepted too.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -38,7 +38,7 @@ from ..inference.embedder import SpeakerEmbedder
 from ..paths import hparams_file
 from ..training import recipe
 from .errors import USER_ERRORS, report
-from .options import parse_overrides
+from .options import deprecated_alias, parse_overrides, yaml_default
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +59,14 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         help="trial list (default: DATA_FOLDER/dev_trials.txt)",
     )
     parser.add_argument(
-        "--output-folder",
+        "--out",
         "--output_folder",
+        metavar="FOLDER",
         default="results/quickstart",
         help="where the corpus, CSVs, checkpoints, scores and the model folder "
         "go (default: results/quickstart)",
     )
+    deprecated_alias(parser, "--output-folder", "--out", "out")
     parser.add_argument(
         "--hparams",
         help="training YAML (default: hparams/quickstart.yaml; "
@@ -84,7 +86,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         help="speech handling of the training crops, the scoring and the exported "
         "folder (default: off on the "
         "built-in corpus, whose source-filter voices a VAD trained on real speech "
-        "does not take for speech; vad of hparams/verification.yaml otherwise)",
+        "does not take for speech; " + yaml_default("vad") + " otherwise)",
     )
     parser.add_argument(
         "--override",
@@ -142,7 +144,7 @@ def score(
 def run(args: argparse.Namespace) -> dict:
     """The quickstart; returns the summary (also written as summary.json)."""
     start = time.time()
-    out = Path(args.output_folder).resolve()
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.data_folder is None:
         print("[1/6] Synthesising the built-in multi-speaker corpus ...", flush=True)

@@ -6,7 +6,15 @@ import argparse
 import json
 
 from .embed import embedder
-from .options import batch_options, model_options, speech_options, trial_options
+from .options import (
+    batch_options,
+    deprecated_alias,
+    json_document,
+    model_options,
+    speech_options,
+    trial_options,
+    yaml_default,
+)
 
 
 def add_parsers(commands) -> None:
@@ -22,17 +30,27 @@ def add_parsers(commands) -> None:
         "--p-target",
         type=float,
         help="prior of a same-speaker trial for the Bayes decision on the "
-        "calibrated LLR (default: p_target of hparams/verification.yaml, 0.5)",
+        "calibrated LLR (default: " + yaml_default("p_target") + ")",
     )
-    verify.add_argument("--c-miss", type=float, help="cost of a miss (default 1)")
-    verify.add_argument("--c-fa", type=float, help="cost of a false accept (default 1)")
+    verify.add_argument(
+        "--c-miss",
+        type=float,
+        help="cost of a miss (default: " + yaml_default("c_miss") + ")",
+    )
+    verify.add_argument(
+        "--c-fa",
+        type=float,
+        help="cost of a false accept (default: " + yaml_default("c_fa") + ")",
+    )
     verify.add_argument(
         "--threshold",
         type=float,
         help="decide on the cosine score with this threshold instead",
     )
     verify.add_argument(
-        "--json", action="store_true", help="print the decision as JSON"
+        "--json",
+        action="store_true",
+        help="print the decision as one JSON object (docs/cli.md)",
     )
 
     score = commands.add_parser(
@@ -42,8 +60,9 @@ def add_parsers(commands) -> None:
     speech_options(score)
     trial_options(score, required=True)
     score.add_argument(
-        "--output-dir", help="also write scores.txt, results.json, plots"
+        "--out", metavar="FOLDER", help="also write scores.txt, results.json, plots"
     )
+    deprecated_alias(score, "--output-dir", "--out", "out")
     score.add_argument(
         "--calibration",
         help="calibration.json to score with (default: the model folder's)",
@@ -68,7 +87,10 @@ def run_verify(args: argparse.Namespace) -> int:
         c_fa=args.c_fa,
         threshold=args.threshold,
     )
-    print(json.dumps(decision.as_dict()) if args.json else decision.describe())
+    if args.json:
+        print(json.dumps(json_document(decision.as_dict())))
+    else:
+        print(decision.describe())
     return 0
 
 
@@ -87,7 +109,7 @@ def run_score(args: argparse.Namespace) -> int:
         embedder(args),
         args.trials,
         args.data_root,
-        output_dir=args.output_dir,
+        output_dir=args.out,
         calibration=calibration,
         batch_size=args.batch_size,
         batch_seconds=args.batch_seconds,

@@ -57,13 +57,23 @@ class Identification:
     """Why the recording got no answer (e.g. too little speech)."""
 
     def as_dict(self) -> dict:
-        """``{"file", "speaker", "candidates": [{"speaker", "score", "llr"}]}``
-        (and ``"error"`` when there is one)."""
-        out = {
-            "file": self.file,
-            "speaker": self.speaker,
-            "candidates": [asdict(c) for c in self.candidates],
-        }
+        """``{"file", "speaker", "on", "threshold", "candidates": [{"speaker",
+        "score", "llr"}]}``: the answer, the rule that decided it (``on``) and
+        the threshold the best candidate had to beat; a recording that got no
+        answer has ``"error"`` (why) instead of ``on`` and ``threshold``.
+
+        Example
+        -------
+        >>> Identification("a.wav", None, [Candidate("bob", 0.21, -3.5)],
+        ...                "llr", 2.3).as_dict()["on"]
+        'llr'
+        >>> sorted(Identification("b.wav", None, error="no speech").as_dict())
+        ['candidates', 'error', 'file', 'speaker']
+        """
+        out: dict = {"file": self.file, "speaker": self.speaker}
+        if self.error is None:
+            out.update(on=self.on, threshold=round(float(self.threshold), 6))
+        out["candidates"] = [asdict(c) for c in self.candidates]
         if self.error is not None:
             out["error"] = self.error
         return out

@@ -55,6 +55,7 @@ def import_3dspeaker(
     license: str = "apache-2.0",
     eval_dataset: Optional[str] = None,
     language: Sequence[str] = (),
+    int8_calibration: Optional[Sequence[PathLike]] = None,
 ) -> Path:
     """Turns an official 3D-Speaker ERes2Net checkpoint into a model folder.
 
@@ -65,7 +66,9 @@ def import_3dspeaker(
     the official models were trained with.
 
     ``training_data`` (a dataset name or Hub id), ``eval_dataset``,
-    ``language`` and ``license`` are for the model card, as in
+    ``language`` and ``license`` are for the model card, and
+    ``int8_calibration`` the speech whose features the folder stores for
+    ``--precision int8``, as in
     :func:`~speechbrain_eres2net.export.recipe.export_hub`.
     """
     # The card first: a bad license fails before the checkpoint is read.
@@ -92,5 +95,12 @@ def import_3dspeaker(
         "embedding_model": new_node("speechbrain_eres2net.ERes2Net", **config),
     }
     return write_model_folder(
-        out, nodes, {"embedding_model": model}, card, 16000, trials, data_root
+        out,
+        nodes,
+        {"embedding_model": model},
+        card,
+        16000,
+        trials,
+        data_root,
+        int8_calibration=int8_calibration,
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,6 +37,7 @@ from ..evaluation.pipeline import (
 )
 from ..inference.checkpoint_guard import NORMALISER_STATS
 from ..inference.embedder import SpeakerEmbedder
+from ..inference.int8_store import INT8_CALIBRATION_FILE, write_int8_calibration
 from ..paths import PathLike
 from .card import ModelCard, check_no_local_path, model_card
 from .yaml_nodes import MODULE_KEYS, dump_yaml
@@ -123,6 +124,7 @@ def write_model_folder(
     trials: Optional[PathLike] = None,
     data_root: Optional[PathLike] = None,
     speech: Optional[SpeechHandling] = None,
+    int8_calibration: Optional[Sequence[PathLike]] = None,
 ) -> Path:
     """Writes, checks and atomically publishes a model folder.
 
@@ -149,6 +151,12 @@ def write_model_folder(
         ``verification.yaml``): recorded in ``hyperparams.yaml``, and used
         to measure and calibrate on ``trials``.
 
+    int8_calibration : sequence of path, optional
+        Real speech (audio files, folders or lists): the features of
+        ``int8_calibration_utterances`` of them are stored in the folder
+        (:mod:`~speechbrain_eres2net.inference.int8_store`), so that
+        ``--precision int8`` needs no audio.
+
     Returns
     -------
     Path
@@ -174,6 +182,13 @@ def write_model_folder(
         loaded = check_model_folder(tmp, states)
         threshold = None
         embedder = SpeakerEmbedder.from_recognizer(loaded, fast=False)
+        if int8_calibration:
+            feats = embedder.calibration_features(int8_calibration)
+            write_int8_calibration(tmp, feats)
+            card.notes.append(
+                f"`--precision int8` is calibrated on {len(feats)} utterances "
+                f"stored in `{INT8_CALIBRATION_FILE}`: it needs no audio."
+            )
         if trials is not None:
             embeddings, durations, refused = trial_embeddings(
                 embedder, trials, data_root

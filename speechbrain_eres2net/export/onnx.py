@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,14 @@ from ..errors import require
 from ..inference.onnx_engine import OPSET
 from ..lobes.features import KaldiFbank
 from ..paths import PathLike
+from .sherpa_onnx import (
+    NotDeployableError,
+    SherpaDeployment,
+    sherpa_deployment,
+    sherpa_metadata,
+)
+
+logger = logging.getLogger(__name__)
 
 
 class FramedDFT(nn.Module):
@@ -86,16 +95,27 @@ class FramedDFT(nn.Module):
         self.register_buffer("sin", -torch.sin(angle), persistent=False)
         self.register_buffer("offsets", torch.arange(frame_length), persistent=False)
 
-    def frames(self, wavs: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> (batch, frames, frame_length)."""
-        count = (
-            torch.div(
-                wavs.shape[1] - self.frame_length, self.hop, rounding_mode="floor"
+    def frames(self, wavs: torch.Tensor, snip_edges: bool = True) -> torch.Tensor:
+        """(batch, samples) -> (batch, frames, frame_length).
+
+        ``snip_edges=False`` is Kaldi's centred framing: one frame per hop,
+        samples before the start or past the end reflected back in.
+        """
+        samples = wavs.shape[1]
+        if snip_edges:
+            count = torch.div(
+                samples - self.frame_length, self.hop, rounding_mode="floor"
             )
-            + 1
-        )
-        starts = torch.arange(count, device=wavs.device) * self.hop
-        return wavs[:, starts[:, None] + self.offsets[None, :]]
+            starts = torch.arange(count + 1, device=wavs.device) * self.hop
+        else:
+            count = torch.div(samples + self.hop // 2, self.hop, rounding_mode="floor")
+            shift = self.hop // 2 - self.frame_length // 2
+            starts = torch.arange(count, device=wavs.device) * self.hop + shift
+        index = starts[:, None] + self.offsets[None, :]
+        if not snip_edges:
+            index = torch.where(index < 0, -index - 1, index)
+            index = torch.where(index >= samples, 2 * samples - 1 - index, index)
+        return wavs[:, index]
 
     def dft(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Real and imaginary DFT parts (float64) of zero-padded frames."""
@@ -106,17 +126,18 @@ class FramedDFT(nn.Module):
 class ExportableKaldiFbank(nn.Module):
     """:class:`~speechbrain_eres2net.lobes.features.KaldiFbank` as traceable ops.
 
-    Same computation as ``torchaudio.compliance.kaldi.fbank`` with the
-    official settings (DC removal, pre-emphasis 0.97, povey window, power
-    spectrum, Kaldi mel banks from 20 Hz, log with float epsilon floor),
+    Same computation as ``torchaudio.compliance.kaldi.fbank`` (DC removal,
+    pre-emphasis 0.97, povey window, power spectrum, Kaldi mel banks, log
+    with float epsilon floor) with the reference's framing and mel range,
     batched over full-length waveforms.
 
     Example
     -------
-    >>> ref = KaldiFbank()
-    >>> fbank = ExportableKaldiFbank(ref)
     >>> wavs = torch.rand(2, 8000) - 0.5
-    >>> bool(torch.allclose(fbank(wavs), ref(wavs), atol=1e-3))
+    >>> for ref in (KaldiFbank(), KaldiFbank(high_freq=-400.0, snip_edges=False)):
+    ...     ours = ExportableKaldiFbank(ref)(wavs)
+    ...     print(bool(torch.allclose(ours, ref(wavs), atol=1e-3)))
+    True
     True
     """
 
@@ -125,6 +146,7 @@ class ExportableKaldiFbank(nn.Module):
         n_fft = 2 ** math.ceil(math.log2(reference.window_samples))
         self.dft = FramedDFT(reference.window_samples, reference.hop_samples, n_fft)
         self.mean_norm = reference.mean_norm
+        self.snip_edges = reference.snip_edges
         window = torch.hann_window(
             reference.window_samples, periodic=False, dtype=torch.float64
         )
@@ -133,8 +155,8 @@ class ExportableKaldiFbank(nn.Module):
             reference.n_mels,
             n_fft,
             float(reference.sample_rate),
-            20.0,
-            0.0,
+            reference.low_freq,
+            reference.high_freq,
             100.0,
             -500.0,
             1.0,
@@ -144,7 +166,7 @@ class ExportableKaldiFbank(nn.Module):
 
     def forward(self, wavs: torch.Tensor) -> torch.Tensor:
         """(batch, samples) waveforms -> (batch, frames, n_mels) features."""
-        frames = self.dft.frames(wavs).double()
+        frames = self.dft.frames(wavs, self.snip_edges).double()
         frames = frames - frames.mean(dim=-1, keepdim=True)
         previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
         frames = (frames - 0.97 * previous) * self.window
@@ -265,6 +287,30 @@ def batch_generic_masks():
         ECAPA_TDNN.length_to_mask = original
 
 
+def _sherpa_check(
+    pretrained, with_features: bool, sherpa_onnx: Optional[bool]
+) -> Optional[SherpaDeployment]:
+    """How the export serves sherpa-onnx: None where it adds no metadata."""
+    if sherpa_onnx is False:
+        return None
+    mods = pretrained.mods
+    try:
+        if with_features:
+            raise NotDeployableError(
+                "sherpa-onnx computes the features itself and feeds them to the "
+                "graph; export without --with-features"
+            )
+        deployment = sherpa_deployment(mods.compute_features, mods.mean_var_norm)
+    except NotDeployableError as err:
+        if sherpa_onnx:
+            raise
+        logger.info("no sherpa-onnx metadata: %s", err)
+        return None
+    if not deployment.exact:
+        logger.warning("sherpa-onnx: %s", deployment.note)
+    return deployment
+
+
 def build_graph(pretrained, with_features: bool = False) -> EmbeddingGraph:
     """The module to export from a loaded model folder (``SpeakerRecognition``)."""
     mods = pretrained.mods
@@ -277,12 +323,35 @@ def build_graph(pretrained, with_features: bool = False) -> EmbeddingGraph:
     ).eval()
 
 
+def _with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
+    """The serialized graph with ``metadata`` in its ``metadata_props``."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
+def _card_language(model_dir: PathLike) -> str:
+    """The first language of the folder's model card, or ''."""
+    card = Path(model_dir) / "README.md"
+    if not card.is_file():
+        return ""
+    from huggingface_hub import ModelCard
+
+    language = ModelCard.load(card).data.language or ""
+    return language[0] if isinstance(language, list) and language else str(language)
+
+
 def export_onnx(
     model_dir: PathLike,
     out: PathLike,
     with_features: bool = False,
     opset: int = OPSET,
     int8_calibration: Optional[Sequence[PathLike]] = None,
+    sherpa_onnx: Optional[bool] = None,
 ) -> Path:
     """Exports a model folder to ONNX (dynamic batch and time) and checks it.
 
@@ -302,6 +371,12 @@ def export_onnx(
         (convolutions statically quantized, QDQ format, calibrated on
         ``int8_calibration_utterances`` of them; see
         :func:`~speechbrain_eres2net.inference.onnx_engine.quantize_int8`).
+    sherpa_onnx : bool, optional
+        Write the metadata sherpa-onnx needs to run the graph
+        (:mod:`~speechbrain_eres2net.export.sherpa_onnx`). None (default):
+        whenever the folder can deploy there; True: the folder must, else
+        :class:`~speechbrain_eres2net.export.sherpa_onnx.NotDeployableError`
+        says why before anything is exported; False: never.
 
     Returns
     -------
@@ -315,8 +390,9 @@ def export_onnx(
     onnx = require("onnx", "export", "ONNX export")
 
     pretrained = load_model_folder(model_dir)
-    graph = build_graph(pretrained, with_features)
     rate = int(getattr(pretrained.hparams, "sample_rate", 16000))
+    deployment = _sherpa_check(pretrained, with_features, sherpa_onnx)
+    graph = build_graph(pretrained, with_features)
     if with_features:
         example, name, axis = torch.randn(2, rate) * 0.1, "wavs", "samples"
     else:
@@ -345,6 +421,18 @@ def export_onnx(
             method=settings.default("int8_calibration_method"),
             reduce_range=settings.default("int8_reduce_range"),
             input_name=name,
+        )
+    if deployment is not None:
+        with torch.no_grad():
+            dim = graph(example[:1]).shape[-1]
+        model = _with_metadata(
+            model,
+            sherpa_metadata(
+                rate,
+                dim,
+                language=_card_language(model_dir) if Path(model_dir).is_dir() else "",
+                comment=f"ERes2Net model folder {Path(model_dir).name}",
+            ),
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

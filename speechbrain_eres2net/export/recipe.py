@@ -38,6 +38,7 @@ def export_hub(
     speech: Optional[SpeechHandling] = None,
     eval_dataset: Optional[str] = None,
     language: Sequence[str] = (),
+    int8_calibration: Optional[Sequence[PathLike]] = None,
 ) -> Path:
     """Turns a recipe checkpoint into a model folder.
 
@@ -77,6 +78,9 @@ def export_hub(
     language : sequence of str
         Language codes of the training speech for the card (default: none
         stated).
+    int8_calibration : sequence of path, optional
+        Real speech whose features the folder stores for ``--precision
+        int8`` (:func:`~.model_folder.write_model_folder`).
     """
     # The card first: a bad license or a path for a name fails before any
     # checkpoint is read.
@@ -117,7 +121,15 @@ def export_hub(
         f"`{Path(hparams_file).name}` (checkpoint `{ckpt.name}`).\n"
     )
     return write_model_folder(
-        out, nodes, states, card, sample_rate, trials, data_root, speech
+        out,
+        nodes,
+        states,
+        card,
+        sample_rate,
+        trials,
+        data_root,
+        speech,
+        int8_calibration=int8_calibration,
     )
 
 

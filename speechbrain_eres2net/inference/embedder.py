@@ -44,7 +44,8 @@ from .batching import length_batches
 from .fastpath import fast_path
 from .file_batches import EmbeddedFiles, FileResult
 from .fingerprint import model_fingerprint
-from .folder import load_model_folder
+from .folder import folder_file, load_model_folder
+from .int8_store import INT8_CALIBRATION_FILE, read_int8_calibration
 from .probe import fewest_samples, probe_model
 from .speech_checks import NotEnoughSpeechError, check_samples, check_speech
 from .streaming import SampleWindows, WindowMean, merge_segments
@@ -200,16 +201,29 @@ class SpeakerEmbedder:
         ``calibration``: audio files, folders or lists of real speech
         (:func:`expand_inputs`), of which ``int8_calibration_utterances``
         (verification.yaml), evenly spread over the sorted list, calibrate
-        the quantization. Other precisions ignore ``int8_calibration``.
+        the quantization; without them, the calibration the folder stores
+        (:mod:`~speechbrain_eres2net.inference.int8_store`). Other
+        precisions ignore ``int8_calibration``.
         """
         if precision == "int8" and not fast:
             raise ValueError("from_folder: precision='int8' needs fast=True")
+        stored = None
+        if precision == "int8" and not int8_calibration:
+            stored = read_int8_calibration(folder_file(source, INT8_CALIBRATION_FILE))
+            if stored is None:
+                raise ValueError(
+                    f"--precision int8 needs --int8-calibration (audio files or "
+                    f"folders of real speech to calibrate the quantization): "
+                    f"{source} stores none ({INT8_CALIBRATION_FILE}, written by "
+                    "export-hub/import-3dspeaker --int8-calibration)"
+                )
         return cls.from_recognizer(
             load_model_folder(source, savedir, device, trust_code),
             device,
             fast,
             precision,
             int8_calibration,
+            int8_features=stored,
             **speech_options,
         )
 
@@ -221,10 +235,13 @@ class SpeakerEmbedder:
         fast: bool = True,
         precision: str = "auto",
         int8_calibration: Optional[Sequence[PathLike]] = None,
+        int8_features: Optional[Sequence[torch.Tensor]] = None,
         **speech_options,
     ) -> SpeakerEmbedder:
         """The embedder of an already loaded ``SpeakerRecognition`` (a model
-        folder); the other arguments are those of :meth:`from_folder`.
+        folder); the other arguments are those of :meth:`from_folder`, and
+        ``int8_features`` calibrates int8 when no ``int8_calibration`` audio
+        is given (features as :meth:`calibration_features` returns them).
 
         The speech handling is the folder's (its ``hyperparams.yaml``
         records the one it was trained and calibrated with), with the
@@ -262,7 +279,11 @@ class SpeakerEmbedder:
         if fast:
             feats = None
             if precision == "int8":
-                feats = embedder.calibration_features(int8_calibration or [])
+                feats = (
+                    embedder.calibration_features(int8_calibration)
+                    if int8_calibration or int8_features is None
+                    else int8_features
+                )
             embedder.embedding_model = fast_path(
                 embedder.embedding_model, precision=precision, calibration_feats=feats
             )

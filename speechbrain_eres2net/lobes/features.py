@@ -1,10 +1,18 @@
-"""Kaldi-compatible filterbank front end of the official 3D-Speaker models.
+"""Kaldi filterbank front ends: the official 3D-Speaker one and the deployable one.
 
 Weights trained by 3D-Speaker expect 80-bin Kaldi fbank features (25 ms
 window, 10 ms shift, povey window, no dither) of audio in [-1, 1], with the
-per-utterance mean of each bin removed. SpeechBrain's own ``Fbank`` is a
-different computation, so imported official weights need this module;
-models trained with our recipe keep SpeechBrain's ``Fbank``.
+per-utterance mean of each bin removed, computed by
+``torchaudio.compliance.kaldi.fbank`` with its defaults (``snip_edges``
+framing, mel banks up to Nyquist). SpeechBrain's own ``Fbank`` is a
+different computation, so imported official weights need this module.
+
+Our recipes train on the same filterbank with the settings sherpa-onnx
+(kaldi-native-fbank) computes at deployment, which no metadata can change:
+frames centred on each 10 ms hop (``snip_edges=False``) and mel banks up
+to 400 Hz below Nyquist (``high_freq=-400``). A model trained so runs in
+sherpa-onnx on exactly the features it was trained on; see
+:mod:`speechbrain_eres2net.export.sherpa_onnx`.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -24,8 +32,8 @@ from .masking import relative_to_frames
 class KaldiFbank(nn.Module):
     """Batched, length-aware Kaldi fbank with optional mean normalisation.
 
-    Each utterance is computed on its own valid samples (Kaldi's
-    ``snip_edges`` framing), so it gets exactly the features it gets alone;
+    Each utterance is computed on its own valid samples, so it gets
+    exactly the features it gets alone;
     frames past its end are zero. Frames that a utterance of the batch does
     not fill are zero-padded.
 
@@ -43,6 +51,15 @@ class KaldiFbank(nn.Module):
         Kaldi dither; 0 (the official setting) makes features deterministic.
     mean_norm : bool
         Subtract each utterance's per-bin mean over its valid frames.
+    low_freq : float
+        Lowest mel-bank edge in Hz.
+    high_freq : float
+        Highest mel-bank edge in Hz; 0 or less is relative to Nyquist
+        (0: Nyquist, the official setting; -400: sherpa-onnx's).
+    snip_edges : bool
+        True (official): only frames that fit in the signal; False: one
+        frame per hop, centred, with the signal reflected at its edges
+        (Kaldi's other framing, the one sherpa-onnx uses).
 
     Example
     -------
@@ -63,6 +80,9 @@ class KaldiFbank(nn.Module):
         frame_shift: float = 10.0,
         dither: float = 0.0,
         mean_norm: bool = True,
+        low_freq: float = 20.0,
+        high_freq: float = 0.0,
+        snip_edges: bool = True,
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
@@ -71,19 +91,26 @@ class KaldiFbank(nn.Module):
         self.frame_shift = frame_shift
         self.dither = dither
         self.mean_norm = mean_norm
+        self.low_freq = low_freq
+        self.high_freq = high_freq
+        self.snip_edges = snip_edges
         self.window_samples = int(sample_rate * frame_length / 1000)
         self.hop_samples = int(sample_rate * frame_shift / 1000)
 
     def num_frames(self, num_samples: int) -> int:
-        """Frames that Kaldi's ``snip_edges`` framing gives for a length.
+        """Frames that this framing gives for a waveform length.
 
         Example
         -------
         >>> KaldiFbank().num_frames(160000)
         998
+        >>> KaldiFbank(snip_edges=False).num_frames(160000)
+        1000
         """
         if num_samples < self.window_samples:
             return 0
+        if not self.snip_edges:
+            return (num_samples + self.hop_samples // 2) // self.hop_samples
         return 1 + (num_samples - self.window_samples) // self.hop_samples
 
     def forward(
@@ -129,6 +156,9 @@ class KaldiFbank(nn.Module):
                 frame_length=self.frame_length,
                 frame_shift=self.frame_shift,
                 dither=self.dither if self.training else 0.0,
+                low_freq=self.low_freq,
+                high_freq=self.high_freq,
+                snip_edges=self.snip_edges,
             )
             if self.mean_norm:
                 feat = feat - feat.mean(dim=0, keepdim=True)
@@ -137,18 +167,23 @@ class KaldiFbank(nn.Module):
 
 
 def make_front_end(
-    kind: str = "speechbrain", n_mels: int = 80, sample_rate: int = 16000
+    kind: str = "sherpa", n_mels: int = 80, sample_rate: int = 16000
 ) -> nn.Module:
-    """The fbank front end: SpeechBrain's ``Fbank`` or the official Kaldi one.
+    """The fbank front end of a model folder to fine-tune, by name.
 
-    Models trained by this recipe use ``"speechbrain"``; weights imported
-    from 3D-Speaker need ``"kaldi"`` (:class:`~speechbrain_eres2net.KaldiFbank`
-    with per-utterance mean normalisation).
+    ``"sherpa"``: the Kaldi fbank our recipes train with since 0.3 (the
+    settings sherpa-onnx computes; the per-utterance mean is left to the
+    recipe's ``mean_var_norm``); ``"kaldi"``: the official 3D-Speaker one,
+    which imported weights need; ``"speechbrain"``: SpeechBrain's ``Fbank``,
+    which our recipes trained with before 0.3.
 
     Example
     -------
-    >>> type(make_front_end("kaldi")).__name__
-    'KaldiFbank'
+    >>> fbank = make_front_end("sherpa")
+    >>> type(fbank).__name__, fbank.high_freq, fbank.snip_edges
+    ('KaldiFbank', -400.0, False)
+    >>> make_front_end("kaldi").snip_edges
+    True
     """
     if kind == "speechbrain":
         from speechbrain.lobes.features import Fbank
@@ -156,4 +191,14 @@ def make_front_end(
         return Fbank(n_mels=n_mels, sample_rate=sample_rate)
     if kind == "kaldi":
         return KaldiFbank(n_mels=n_mels, sample_rate=sample_rate, mean_norm=True)
-    raise ValueError(f"front_end must be 'speechbrain' or 'kaldi', not {kind!r}")
+    if kind == "sherpa":
+        return KaldiFbank(
+            n_mels=n_mels,
+            sample_rate=sample_rate,
+            mean_norm=False,
+            high_freq=-400.0,
+            snip_edges=False,
+        )
+    raise ValueError(
+        f"front_end must be 'sherpa', 'kaldi' or 'speechbrain', not {kind!r}"
+    )
