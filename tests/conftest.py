@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ REALSPK_EPOCHS = 10
 REALSPK = Path(
     os.environ.get("ERES2NET_REALSPK", REPO.parent / "shared" / "data" / "realspk")
 )
+# Engine graphs the tests build are cached in a folder of this run, not in the
+# user's cache (subprocesses inherit it).
+os.environ.setdefault("ERES2NET_CACHE", tempfile.mkdtemp(prefix="eres2net-cache-"))
 
 
 def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -18,7 +18,8 @@ from speechbrain_eres2net.inference.fastpath import (
     fold_batchnorms,
     optimize_for_inference,
 )
-from speechbrain_eres2net.inference.long import embed_long, window_starts
+from speechbrain_eres2net.inference.long import embed_long
+from speechbrain_eres2net.inference.streaming import WindowMean, window_starts
 
 MIN_COSINE = 0.9999
 
@@ -111,6 +112,61 @@ def test_bf16_fallback_when_check_fails(base):
     assert not fallback.bf16
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_engine_graph_is_traced_once_then_read_from_the_cache(
+    engine, tmp_path, monkeypatch
+):
+    """Second load: no export, same bits; a damaged entry is rebuilt."""
+    from speechbrain_eres2net.inference import onnx_engine
+    from speechbrain_eres2net.inference.fastpath import engine_available
+
+    if not engine_available(engine):
+        pytest.skip(f"{engine} is not installed")
+    monkeypatch.setenv("ERES2NET_CACHE", str(tmp_path))
+    exports = []
+    trace = onnx_engine.onnx_graph
+
+    def counted(*args, **kwargs):
+        exports.append(1)
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_engine, "onnx_graph", counted)
+    torch.manual_seed(0)
+    model = randomise_batchnorms(ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]))
+    x, lengths = torch.randn(2, 120, 80), torch.tensor([1.0, 0.7])
+
+    def load_and_embed():
+        fast = optimize_for_inference(model, engine=engine)
+        assert fast.engine == engine
+        with torch.inference_mode():
+            return fast(x, lengths)
+
+    first = load_and_embed()
+    assert len(exports) == 1
+    (entry,) = tmp_path.iterdir()
+    assert torch.equal(load_and_embed(), first)
+    assert len(exports) == 1  # read from the cache, not traced again
+    entry.write_bytes(entry.read_bytes()[:-64])  # a torn or damaged file
+    assert torch.equal(load_and_embed(), first)
+    assert len(exports) == 2
+    assert torch.equal(load_and_embed(), first)
+    assert len(exports) == 2  # the rebuilt entry is read again
+    other = randomise_batchnorms(
+        ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]), seed=1
+    )
+    optimize_for_inference(other, engine=engine)
+    assert len(exports) == 3 and len(list(tmp_path.iterdir())) == 2
+
+
+def test_unwritable_cache_only_costs_the_build(tmp_path, monkeypatch):
+    from speechbrain_eres2net.inference.graph_cache import cached_graph
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ERES2NET_CACHE", str(blocker / "cache"))
+    assert cached_graph(lambda: b"graph", "key") == b"graph"
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError, match="ERes2Net"):
         optimize_for_inference(nn.Linear(2, 2))
@@ -136,27 +192,32 @@ def test_windows_cover_every_frame_with_equal_length(frames, window, hop):
     assert starts == sorted(set(starts))
 
 
-def test_embed_long_is_the_documented_mean():
+def test_deprecated_embed_long_combines_windows_as_embed_stream_does():
+    """Frame windows placed by window_starts, mean direction x mean norm."""
     torch.manual_seed(1)
     model = randomise_batchnorms(ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]))
     feats = torch.randn(530, 80)
     with torch.inference_mode():
         windows = [model(feats[s : s + 200].unsqueeze(0)) for s in (0, 200, 330)]
-        normed = torch.stack(
+        units = torch.stack(
             [nn.functional.normalize(w.flatten(), dim=0) for w in windows]
         )
-        expected = normed.mean(0)
-        got = embed_long(model, feats, window_frames=200, batch_size=2)
+        norms = torch.stack([w.flatten().norm() for w in windows])
+        expected = nn.functional.normalize(units.sum(0), dim=0) * norms.mean()
+        with pytest.warns(DeprecationWarning, match="embed_long is deprecated"):
+            got = embed_long(model, feats, window_frames=200, batch_size=2)
         assert got.shape == (1, 1, 192)
         torch.testing.assert_close(got.flatten(), expected, atol=1e-5, rtol=1e-4)
+        # The same rule as the streaming embedder's, window by window.
+        mean = WindowMean()
+        for w in windows:
+            mean.add(w.flatten())
+        torch.testing.assert_close(got.flatten(), mean.result(), atol=1e-5, rtol=1e-4)
         # Batching windows differently changes nothing.
         one = embed_long(model, feats.unsqueeze(0), window_frames=200, batch_size=1)
         torch.testing.assert_close(one, got, atol=1e-5, rtol=1e-4)
-        raw = embed_long(model, feats, window_frames=200, normalize=False)
-        plain = torch.stack([w.flatten() for w in windows]).mean(0)
-        torch.testing.assert_close(raw.flatten(), plain, atol=1e-5, rtol=1e-4)
         # Shorter than a window: the embedding of the whole input.
-        short = embed_long(model, feats[:150], window_frames=200, normalize=False)
+        short = embed_long(model, feats[:150], window_frames=200)
         torch.testing.assert_close(short, model(feats[:150].unsqueeze(0)))
 
 
@@ -166,5 +227,7 @@ def test_embed_long_rejects_bad_input():
         embed_long(model, torch.randn(2, 100, 80))
     with pytest.raises(ValueError, match="batch_size"):
         embed_long(model, torch.randn(100, 80), batch_size=0)
+    with pytest.raises(ValueError, match="normalize=False"):
+        embed_long(model, torch.randn(100, 80), normalize=False)
     with pytest.raises(ValueError, match="hop"):
         window_starts(100, 50, 0)

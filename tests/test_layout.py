@@ -164,6 +164,19 @@ assert not loaded, loaded
     assert "cosine threshold" in proc.stdout
 
 
+# A module a newcomer can hold: one job per module, read in one sitting.
+MAX_MODULE_LINES = 600
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_is_over_600_lines(module):
+    lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_MODULE_LINES, (
+        f"{module} has {lines} lines, more than {MAX_MODULE_LINES}: split it into "
+        "modules named for their jobs"
+    )
+
+
 def test_lobes_import_nothing_above_them():
     for module, path in MODULES.items():
         if subpackage(module) == "lobes":

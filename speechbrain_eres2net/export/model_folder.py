@@ -35,6 +35,7 @@ from ..evaluation.pipeline import (
     fit_trial_calibration,
     trial_embeddings,
 )
+from ..inference.checkpoint_guard import NORMALISER_STATS
 from ..inference.embedder import SpeakerEmbedder
 from ..inference.int8_store import INT8_CALIBRATION_FILE, write_int8_calibration
 from ..paths import PathLike
@@ -321,13 +322,24 @@ def dict_mismatch(
 
 
 def _state(module: Any) -> dict:
-    """``state_dict`` plus SpeechBrain's normaliser statistics."""
+    """``state_dict`` plus SpeechBrain's normaliser statistics.
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import InputNormalization
+    >>> norm = InputNormalization(norm_type="global")
+    >>> [k for k in _state(norm) if k.startswith("stats.")]
+    ['stats.count', 'stats.glob_mean', 'stats.glob_std']
+    >>> sorted(norm._statistics_dict()) == sorted(NORMALISER_STATS)  # its saver's
+    True
+    """
+    from speechbrain.processing.features import InputNormalization
+
     state = dict(module.state_dict())
     # SpeechBrain 1.1's InputNormalization keeps its statistics outside
-    # state_dict; its private _statistics_dict is what its own saver writes,
-    # and no public call returns them (hence speechbrain<1.2 in setup.py).
-    if hasattr(module, "_statistics_dict"):
-        state.update({f"stats.{k}": v for k, v in module._statistics_dict().items()})
+    # state_dict, in public attributes: the ones its own saver writes.
+    if isinstance(module, InputNormalization):
+        state.update({f"stats.{k}": getattr(module, k) for k in NORMALISER_STATS})
     return state
 
 

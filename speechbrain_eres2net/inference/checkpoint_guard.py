@@ -80,9 +80,16 @@ def recover_weights(obj: Any, path: Union[str, Path]) -> None:
     obj.load_state_dict(hook_on_loading_state_dict_checkpoint(load_weights(path)))
 
 
+# The statistics SpeechBrain 1.1's InputNormalization saves and loads: public
+# attributes, kept outside its state_dict.
+NORMALISER_STATS = ("count", "glob_mean", "glob_std")
+
+
 def normalization_statistics(obj: Any, path: Union[str, Path]) -> None:
     """``InputNormalization._load``, loading weights only."""
-    obj._load_statistics_dict(load_weights(path, obj.device))
+    state = load_weights(path, obj.device)
+    for key in NORMALISER_STATS:
+        setattr(obj, key, state[key])
 
 
 def _safe_hook(obj: Any) -> Union[Callable[[Any, Any], None], None, str]:
@@ -103,6 +110,8 @@ def _safe_hook(obj: Any) -> Union[Callable[[Any, Any], None], None, str]:
     hook = get_default_hook(obj, DEFAULT_TRANSFER_HOOKS)
     if hook is torch_parameter_transfer:
         return transfer_weights
+    # SpeechBrain registers its loader as the hook; comparing with it is the
+    # only way to recognise it (no public name; hence speechbrain<1.2).
     if hook is InputNormalization._load:
         return normalization_statistics
     if hook is None:

@@ -20,106 +20,47 @@ Authors
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..dataio.audio import (
-    AUDIO_SUFFIXES,
-    AudioError,
     AudioInfo,
     announce_once,
     audio_blocks,
     check_audio_file,
     read_audio,
 )
-from ..dataio.decoding import AudioChunks, DecodedFile, decoded_chunks
+from ..dataio.input_files import LIST_SUFFIXES, expand_inputs
 from ..dataio.speech_handling import SPEECH_KEYS, SpeechHandling
 from ..dataio.vad import Speech
 from ..paths import PathLike
-from ..settings import batch_seconds as default_batch_seconds
 from ..settings import default
+from . import file_batches, int8_calibration
+from .batching import length_batches
 from .fastpath import fast_path
+from .file_batches import EmbeddedFiles, FileResult
+from .fingerprint import model_fingerprint
 from .folder import folder_file, load_model_folder
-from .heap import trim_heap
 from .int8_store import INT8_CALIBRATION_FILE, read_int8_calibration
-from .probe import probe_model
+from .probe import fewest_samples, probe_model
+from .speech_checks import NotEnoughSpeechError, check_samples, check_speech
+from .streaming import SampleWindows, WindowMean, merge_segments
 
-
-def length_batches(
-    durations: Sequence[float], batch_size: int, batch_seconds: float
-) -> list[range]:
-    """Consecutive index ranges of longest-first ``durations`` for batching.
-
-    A batch grows while ``len(batch) * longest <= batch_seconds`` (its padded
-    size; the first item is the longest) and ``len(batch) <= batch_size``;
-    every batch holds at least one item.
-
-    Example
-    -------
-    >>> [list(b) for b in length_batches([9.0, 6.0, 5.0, 2.0, 1.0], 3, 20.0)]
-    [[0, 1], [2, 3, 4]]
-    """
-    batches = []
-    start = 0
-    while start < len(durations):
-        end = start + 1
-        while (
-            end < len(durations)
-            and end - start < batch_size
-            and (end - start + 1) * durations[start] <= batch_seconds
-        ):
-            end += 1
-        batches.append(range(start, end))
-        start = end
-    return batches
-
-
-def model_fingerprint(*modules: Optional[nn.Module]) -> str:
-    """SHA-256 (hex, 16 characters) of the modules' weights and buffers.
-
-    It names the model that made an embedding, whatever folder or Hub id it
-    came from: embeddings of two models are never compared.
-
-    Example
-    -------
-    >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
-    >>> fa, fb = model_fingerprint(a), model_fingerprint(b)
-    >>> fa == model_fingerprint(a), fa == fb, len(fa)
-    (True, False, 16)
-    """
-    sha = hashlib.sha256()
-    for module in modules:
-        if module is None:
-            continue
-        for name, tensor in module.state_dict().items():
-            sha.update(name.encode())
-            if isinstance(tensor, torch.Tensor):
-                data = tensor.detach().to("cpu", torch.float32).contiguous()
-                sha.update(data.numpy().tobytes())
-    return sha.hexdigest()[:16]
-
-
-class NotEnoughSpeechError(AudioError):
-    """A recording with less net speech than the minimum: never embedded."""
-
-
-class EmbeddedFiles(NamedTuple):
-    """What :meth:`SpeakerEmbedder.embed_files` returns."""
-
-    embeddings: dict[str, np.ndarray]
-    """str(path) -> float32 (embedding_size,) array, for every good file."""
-    errors: dict[str, str]
-    """str(path) -> reason, for every file that was refused or unreadable."""
-    speech: dict[str, Speech]
-    """str(path) -> its duration and net speech, for every embedded file."""
-    refused: set[str]
-    """The paths of ``errors`` refused for too little speech."""
+# Names of the parts, importable from here as before the split.
+__all__ = [
+    "LIST_SUFFIXES",
+    "EmbeddedFiles",
+    "FileResult",
+    "NotEnoughSpeechError",
+    "SpeakerEmbedder",
+    "expand_inputs",
+    "length_batches",
+    "model_fingerprint",
+]
 
 
 class SpeakerEmbedder:
@@ -216,7 +157,9 @@ class SpeakerEmbedder:
             self.compute_features, self.embedding_model, sample_rate, self.device
         )
         self.min_frames = self.shape.min_frames
-        self.min_samples = self._fewest_samples()
+        self.min_samples = fewest_samples(
+            self.compute_features, self.min_frames, sample_rate, self.device
+        )
         self.detector = self.speech.detector(device)
 
     @property
@@ -370,14 +313,7 @@ class SpeakerEmbedder:
         >>> SpeakerEmbedder.calibration_files(["a.wav", "b.wav", "c.wav"], limit=2)
         [PosixPath('a.wav'), PosixPath('b.wav')]
         """
-        files = sorted(expand_inputs(inputs))
-        if not files:
-            raise ValueError(
-                "int8_calibration: no audio files found (give files or folders of "
-                "real speech)"
-            )
-        limit = limit or int(default("int8_calibration_utterances"))
-        return files[:: max(1, len(files) // limit)][:limit]
+        return int8_calibration.calibration_files(inputs, limit)
 
     @torch.no_grad()
     def calibration_features(
@@ -399,7 +335,7 @@ class SpeakerEmbedder:
 
         Example
         -------
-        >>> import tempfile, soundfile
+        >>> import tempfile, numpy as np, soundfile
         >>> from speechbrain_eres2net import ERes2Net, KaldiFbank
         >>> embedder = SpeakerEmbedder(
         ...     KaldiFbank(), None, ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1])
@@ -409,41 +345,16 @@ class SpeakerEmbedder:
         >>> [f.shape for f in embedder.calibration_features([folder])]
         [torch.Size([48, 80])]
         """
-        feats = []
-        for path in self.calibration_files(inputs, limit):
-            try:
-                wav = read_audio(path, self.sample_rate, self.min_samples)
-            except AudioError:
-                continue  # one unreadable file does not spoil calibration
-            x = self.compute_features(wav.to(self.device).float().unsqueeze(0))
-            if self.mean_var_norm is not None:
-                x = self.mean_var_norm(x, torch.ones(1, device=self.device))
-            feats.append(x[0])
-        if not feats:
-            raise ValueError("int8_calibration: none of the audio files could be read")
-        return feats
+        return int8_calibration.calibration_features(
+            inputs, self._features, self.sample_rate, self.min_samples, limit
+        )
 
-    def _frames(self, samples: int) -> int:
-        """Feature frames the front end gives for a waveform of this length."""
-        with torch.no_grad():
-            probe = torch.zeros(1, samples, device=self.device)
-            try:
-                return int(self.compute_features(probe).shape[1])
-            except (ValueError, RuntimeError):
-                return 0  # shorter than one analysis window
-
-    def _fewest_samples(self) -> int:
-        """Smallest waveform that gives ``min_frames`` frames (bisection)."""
-        low, high = 1, self.sample_rate
-        while self._frames(high) < self.min_frames:
-            high *= 2
-        while low < high:
-            mid = (low + high) // 2
-            if self._frames(mid) >= self.min_frames:
-                high = mid
-            else:
-                low = mid + 1
-        return low
+    def _features(self, wav: torch.Tensor) -> torch.Tensor:
+        """Normalised (frames, feats) features of one (samples,) waveform."""
+        x = self.compute_features(wav.to(self.device).float().unsqueeze(0))
+        if self.mean_var_norm is not None:
+            x = self.mean_var_norm(x, torch.ones(1, device=self.device))
+        return x[0]
 
     @torch.no_grad()
     def embed_batch(self, wavs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -526,22 +437,10 @@ class SpeakerEmbedder:
         return wav, speech
 
     def _check_speech(self, path: PathLike, speech: Speech) -> None:
-        if speech.seconds < self.min_speech_seconds:
-            raise NotEnoughSpeechError(
-                path,
-                f"{speech.seconds:.2f} s of net speech in {speech.duration:.2f} s "
-                f"of audio, less than the {self.min_speech_seconds:g} s minimum "
-                "(min_speech_seconds; --min-speech-seconds or --vad off to change)",
-            )
+        check_speech(path, speech, self.min_speech_seconds)
 
     def _check_samples(self, path: PathLike, samples: int) -> None:
-        if samples < self.min_samples:
-            what = "speech" if self.vad == "trim" else "audio"
-            raise AudioError(
-                path,
-                f"{what} is {samples / self.sample_rate:.3f} s long, shorter than "
-                f"the {self.min_samples / self.sample_rate:.3f} s the model needs",
-            )
+        check_samples(path, samples, self.min_samples, self.sample_rate, self.vad)
 
     def embed_recording(
         self, path: PathLike, duration: Optional[float] = None
@@ -595,11 +494,8 @@ class SpeakerEmbedder:
         speech : Speech
             Duration and speech segments of the whole recording.
         """
-        window = int(self.window_seconds * self.sample_rate)
-        pending: list[torch.Tensor] = []  # kept audio not yet in a window
-        pending_samples = 0
-        last_window = None
-        directions, norms = None, []
+        windows = SampleWindows(int(self.window_seconds * self.sample_rate))
+        mean = WindowMean()
         segments: list[tuple[int, int]] = []
         state, offset = None, 0
         blocks = audio_blocks(path, self.sample_rate, self.window_seconds, info)
@@ -611,30 +507,18 @@ class SpeakerEmbedder:
                 kept = self.speech.kept(block, found)
             segments.extend(found.shifted(offset))
             offset += int(block.shape[0])
-            pending.append(kept)
-            pending_samples += int(kept.shape[0])
-            while pending_samples >= window:
-                audio = torch.cat(pending)
-                last_window, rest = audio[:window], audio[window:]
-                pending, pending_samples = [rest], int(rest.shape[0])
-                emb = self.embed_batch([last_window])[0].float()
-                norms.append(float(emb.norm()))
-                unit = nn.functional.normalize(emb, dim=-1)
-                directions = unit if directions is None else directions + unit
-        speech = Speech(tuple(_merge(segments)), offset, self.sample_rate)
+            for window in windows.add(kept):
+                mean.add(self.embed_batch([window])[0])
+        speech = Speech(tuple(merge_segments(segments)), offset, self.sample_rate)
         if self.detector is not None:
             self._check_speech(path, speech)
-        rest = torch.cat(pending) if pending else torch.zeros(0)
-        if last_window is None:  # everything kept fits one window
-            self._check_samples(path, int(rest.shape[0]))
-            return self.embed_batch([rest])[0], speech
-        if rest.shape[0]:
-            tail = torch.cat([last_window[rest.shape[0] :], rest])
-            emb = self.embed_batch([tail])[0].float()
-            norms.append(float(emb.norm()))
-            directions = directions + nn.functional.normalize(emb, dim=-1)
-        direction = nn.functional.normalize(directions, dim=-1)
-        return direction * (sum(norms) / len(norms)), speech
+        tail = windows.tail()
+        if not windows.completed:  # everything kept fits one window
+            self._check_samples(path, int(tail.shape[0]))
+            return self.embed_batch([tail])[0], speech
+        if tail is not None:
+            mean.add(self.embed_batch([tail])[0])
+        return mean.result(), speech
 
     def iter_files(
         self,
@@ -644,88 +528,13 @@ class SpeakerEmbedder:
         batch_seconds: Optional[float] = None,
         num_workers: Optional[int] = None,
     ) -> Iterator[list[FileResult]]:
-        """Embeds files in batches of similar length, yielding as they finish.
-
-        Each file's header is read once, then its audio once, in chunks of
-        ``decode_chunk_files`` files (in ``num_workers`` DataLoader worker
-        processes when > 0, so the model does not wait for decoding). A
-        chunk is sorted longest first and grouped while the padded batch
-        (utterances x longest duration) stays within ``batch_seconds`` of
-        audio and ``batch_size`` utterances; a longer file forms a batch
-        alone, and a file longer than ``window_seconds`` is embedded window
-        by window (:meth:`embed_stream`). The defaults (``batch_size``,
-        ``batch_seconds_cpu`` / ``batch_seconds_cuda``, ``num_workers``) are
-        those of ``hparams/verification.yaml``: on a CPU, batches beyond
-        ~20 s of audio ran slower per utterance than batches of one (2-D
-        activations outgrow the caches; README, Performance), while a GPU
-        needs large batches to fill up.
-
-        Arguments
-        ---------
-        paths : sequence
-            Audio files.
-        indices : sequence of int, optional
-            The positions of ``paths`` to embed (default: all).
-        batch_size, batch_seconds, num_workers : optional
-            Batch limits and decoding workers (defaults: the YAML's).
-
-        Yields
-        ------
-        list of FileResult
-            The files of one batch (or one streamed or failed file), each
-            with its embedding or the reason it has none.
-        """
-        if batch_size is None:
-            batch_size = int(default("batch_size"))
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if batch_seconds is None:
-            batch_seconds = default_batch_seconds(self.device.type)
-        if not batch_seconds > 0:
-            raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
-        if num_workers is None:
-            num_workers = int(default("num_workers"))
-        chunks = AudioChunks(
-            [str(p) for p in paths],
-            range(len(paths)) if indices is None else indices,
-            self.sample_rate,
-            self.window_seconds,
-            int(default("decode_chunk_files")),
+        """Embeds files in batches of similar length, yielding as they finish
+        (:func:`~speechbrain_eres2net.inference.file_batches.iter_files`:
+        each file read once, batches within ``batch_size`` and
+        ``batch_seconds``, decoding in ``num_workers`` workers)."""
+        return file_batches.iter_files(
+            self, paths, indices, batch_size, batch_seconds, num_workers
         )
-        for chunk in decoded_chunks(chunks, num_workers):
-            done = [_failed(f, f.error) for f in chunk if f.error is not None]
-            if done:
-                yield done
-            ready = [f for f in chunk if f.error is None]
-            for batch in length_batches(
-                [f.duration for f in ready], batch_size, batch_seconds
-            ):
-                yield self._embed_decoded([ready[i] for i in batch])
-            del chunk, ready
-            trim_heap()
-
-    def _embed_decoded(self, files: Sequence[DecodedFile]) -> list[FileResult]:
-        """One batch of decoded files (a streamed file is a batch alone)."""
-        results, kept, wavs = [], [], []
-        for f in files:
-            try:
-                if f.wav is None:
-                    emb, speech = self.embed_stream(f.path, f.info)
-                    results.append(
-                        FileResult(f.index, f.path, _numpy(emb), speech, None, False)
-                    )
-                    continue
-                wav, speech = self.speech_of(f.path, f.wav)
-                wavs.append(wav)
-                kept.append((f, speech))
-            except AudioError as err:
-                results.append(_failed(f, err.reason, err))
-        if wavs:
-            for (f, speech), emb in zip(kept, self.embed_batch(wavs)):
-                results.append(
-                    FileResult(f.index, f.path, _numpy(emb), speech, None, False)
-                )
-        return results
 
     def embed_files(
         self,
@@ -735,101 +544,8 @@ class SpeakerEmbedder:
         batch_seconds: Optional[float] = None,
         num_workers: Optional[int] = None,
     ) -> EmbeddedFiles:
-        """Embeds many files in batches of similar length (:meth:`iter_files`),
-        keeping every result in memory; ``eres2net embed`` streams them to
-        disk instead (:mod:`speechbrain_eres2net.inference.extraction`).
-
-        Returns
-        -------
-        EmbeddedFiles
-            Embeddings of the good files, the reason of every refused or
-            unreadable one, and each embedded file's speech.
-        """
-        from tqdm import tqdm
-
-        out = EmbeddedFiles({}, {}, {}, set())
-        with tqdm(
-            total=len(paths), unit="file", disable=not progress, desc="embedding"
-        ) as bar:
-            for batch in self.iter_files(
-                paths, None, batch_size, batch_seconds, num_workers
-            ):
-                for r in batch:
-                    if r.embedding is not None:
-                        out.embeddings[r.path] = r.embedding
-                        out.speech[r.path] = r.speech
-                    else:
-                        out.errors[r.path] = r.error
-                        if r.refused:
-                            out.refused.add(r.path)
-                bar.update(len(batch))
-        return out
-
-
-class FileResult(NamedTuple):
-    """One file's outcome in :meth:`SpeakerEmbedder.iter_files`."""
-
-    index: int
-    """Position in the input list."""
-    path: str
-    embedding: Optional[np.ndarray]
-    """float32 (embedding_size,), or None when refused or unreadable."""
-    speech: Optional[Speech]
-    error: Optional[str]
-    """Why there is no embedding."""
-    refused: bool
-    """True when refused for too little speech."""
-
-
-def _numpy(embedding: torch.Tensor) -> np.ndarray:
-    return embedding.detach().float().cpu().numpy().astype(np.float32)
-
-
-def _failed(
-    f: DecodedFile, reason: str, error: Optional[Exception] = None
-) -> FileResult:
-    refused = isinstance(error, NotEnoughSpeechError)
-    return FileResult(f.index, f.path, None, None, reason, refused)
-
-
-def _merge(segments: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted segments with touching neighbours joined (blocks' edges)."""
-    merged: list[tuple[int, int]] = []
-    for start, end in segments:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def expand_inputs(inputs: Iterable[PathLike]) -> list[Path]:
-    """Audio files named by paths, folders (recursive) or list files.
-
-    A folder contributes every audio file below it (sorted); a ``.txt``,
-    ``.lst``, ``.list`` or ``.scp`` file contributes one path per line
-    (the last field of a line, so Kaldi ``wav.scp`` lines ``<id> <path>``
-    work; relative paths are taken relative to the list file).
-
-    Example
-    -------
-    >>> expand_inputs([])
-    []
-    """
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(
-                sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-            )
-        elif item.suffix.lower() in LIST_SUFFIXES and item.is_file():
-            for line in item.read_text(encoding="utf-8").splitlines():
-                if line.strip() and not line.lstrip().startswith("#"):
-                    entry = Path(line.split()[-1])
-                    files.append(entry if entry.is_absolute() else item.parent / entry)
-        else:
-            files.append(item)
-    return files
-
-
-LIST_SUFFIXES = {".txt", ".lst", ".list", ".scp"}
+        """Embeds many files, keeping every result in memory
+        (:func:`~speechbrain_eres2net.inference.file_batches.embed_files`)."""
+        return file_batches.embed_files(
+            self, paths, batch_size, progress, batch_seconds, num_workers
+        )

@@ -4,7 +4,8 @@
 module with the same ``forward(x, lengths=None) -> (batch, 1, emb)``
 contract that runs faster:
 
-* every BatchNorm2d is folded into the convolution before it (stem, block
+* every BatchNorm2d is folded into the convolution before it
+  (:mod:`.torch_engine`, which also holds the bf16 module; stem, block
   1x1/3x3 convolutions, projection shortcuts, the two 1x1 convolutions of
   every AFF); this is exact up to float rounding, also on padded frames,
   so the copy keeps the padding-aware ``lengths`` logic of the original;
@@ -18,7 +19,8 @@ contract that runs faster:
   AVX512 without bf16) the folded graph runs in fp32 on the first
   installed engine of ``fp32_engine_cpu`` (verification.yaml): OpenVINO
   (:mod:`.openvino_engine`), then ONNX Runtime (:mod:`.onnx_engine`), else
-  PyTorch fp32 with channels-last weights;
+  PyTorch fp32 with channels-last weights; the graph is traced once per
+  model and read from a cache folder after (:mod:`.graph_cache`);
 * ``precision="int8"`` (opt-in, needs calibration features of real speech)
   runs the convolutions statically quantized, on the first installed
   engine of ``int8_engine_cpu`` (OpenVINO, then ONNX Runtime; both need
@@ -47,17 +49,26 @@ import copy
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from typing import Optional
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .. import settings
-from ..lobes.eres2net import ERes2Net, ERes2NetBlock
+from ..lobes.eres2net import ERes2Net
+from .torch_engine import FastERes2Net, Float32, fold_batchnorms, native_bf16
 
 logger = logging.getLogger(__name__)
+
+# The PyTorch engine's parts, importable from here as before they moved.
+__all__ = [
+    "FastERes2Net",
+    "Float32",
+    "fold_batchnorms",
+    "native_bf16",
+    "optimize_for_inference",
+    "fast_path",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
@@ -68,167 +79,6 @@ GRAPH_ENGINES = ("onnxruntime", "openvino")
 # (verification.yaml) were measured; elsewhere (ARM, DEFAULT) the PyTorch
 # path runs.
 X86_CAPABILITIES = ("AVX2", "AVX512")
-
-
-def fold_batchnorms(model: nn.Module) -> nn.Module:
-    """Folds, in place, every BatchNorm2d into the Conv2d that feeds it.
-
-    Handles the conv/BN pairs of :class:`ERes2NetBlock` (input 1x1, the
-    per-group 3x3 convolutions, output 1x1) and any ``nn.Sequential`` in
-    which a Conv2d is directly followed by a BatchNorm2d (stem, projection
-    shortcuts, AFF attention, concat fusion). The folded BN is replaced by
-    ``nn.Identity``. Uses the BN running statistics, so the model must be
-    meant for eval mode.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        The model to modify (use a copy to keep the original).
-
-    Returns
-    -------
-    torch.nn.Module
-        ``model`` itself, in eval mode.
-
-    Example
-    -------
-    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    >>> folded = fold_batchnorms(copy.deepcopy(model))
-    >>> any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-    False
-    >>> x = torch.randn(2, 60, 80)
-    >>> torch.allclose(model(x), folded(x), atol=1e-4)
-    True
-    """
-    model.eval()
-    for module in list(model.modules()):
-        if isinstance(module, nn.Sequential):
-            for i in range(len(module) - 1):
-                conv, bn = module[i], module[i + 1]
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    module[i] = fuse_conv_bn_eval(conv, bn)
-                    module[i + 1] = nn.Identity()
-        elif isinstance(module, ERes2NetBlock):
-            module.conv_in = fuse_conv_bn_eval(module.conv_in, module.bn_in)
-            module.bn_in = nn.Identity()
-            module.conv_out = fuse_conv_bn_eval(module.conv_out, module.bn_out)
-            module.bn_out = nn.Identity()
-            for i, (conv, bn) in enumerate(zip(module.split_convs, module.split_bns)):
-                module.split_convs[i] = fuse_conv_bn_eval(conv, bn)
-                module.split_bns[i] = nn.Identity()
-    return model
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 convolutions natively (fast).
-
-    Example
-    -------
-    >>> native_bf16(torch.device("meta"))  # neither a CPU nor a CUDA device
-    False
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-class FastERes2Net(nn.Module):
-    """An ERes2Net with folded BatchNorm, optionally run in bf16.
-
-    Built by :func:`optimize_for_inference`; same call contract as
-    :class:`ERes2Net`. With ``bf16``, the backbone runs under bf16
-    autocast and the feature map is cast back to fp32 before the
-    statistics pooling and the embedding layer, which are the most
-    precision-sensitive steps (a variance of activations).
-
-    Arguments
-    ---------
-    folded : ERes2Net
-        A model whose BatchNorms were folded by :func:`fold_batchnorms`.
-    bf16 : bool
-        Run convolutions in bf16.
-
-    Example
-    -------
-    >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    >>> fast = FastERes2Net(fold_batchnorms(copy.deepcopy(model)), bf16=False)
-    >>> fast(torch.randn(2, 50, 80), torch.tensor([1.0, 0.5])).shape
-    torch.Size([2, 1, 192])
-    """
-
-    padding_exact = True  # as the ERes2Net it wraps
-
-    def __init__(self, folded: ERes2Net, bf16: bool = False) -> None:
-        super().__init__()
-        self.model = folded
-        self.bf16 = bf16
-        self.precision = "bf16" if bf16 else "fp32"
-        self.engine = "torch"
-        self.feat_dim = folded.feat_dim
-        self.embedding_size = folded.embedding_size
-        self.min_frames = folded.min_frames
-        if bf16:
-            self.model.pooling = Float32(self.model.pooling)
-            self.model.embedding = Float32(self.model.embedding)
-
-    def forward(
-        self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """Computes (batch, 1, embedding_size) fp32 embeddings.
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            (batch, time, feat_dim) features.
-        lengths : torch.Tensor, optional
-            (batch,) relative lengths; None means no padding.
-
-        Returns
-        -------
-        torch.Tensor
-            (batch, 1, embedding_size) embeddings.
-        """
-        context = (
-            torch.autocast(x.device.type, dtype=torch.bfloat16)
-            if self.bf16
-            else nullcontext()
-        )
-        with context:
-            out = self.model(x, lengths)
-        return out.float()
-
-
-class Float32(nn.Module):
-    """Runs a module in fp32 with autocast off, whatever the caller's mode.
-
-    Arguments
-    ---------
-    module : torch.nn.Module
-        The wrapped module; floating tensor arguments are cast to fp32.
-
-    Example
-    -------
-    >>> layer = Float32(nn.Linear(4, 2))
-    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
-    ...     layer(torch.randn(3, 4)).dtype
-    torch.float32
-    """
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args: Optional[torch.Tensor]) -> torch.Tensor:
-        """Calls the wrapped module on fp32 copies of the arguments."""
-        args = tuple(
-            a.float() if torch.is_tensor(a) and a.is_floating_point() else a
-            for a in args
-        )
-        device = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
-        with torch.autocast(device, enabled=False):
-            return self.module(*args)
 
 
 def engine_available(engine: str) -> bool:
@@ -413,12 +263,16 @@ def _graph_fast_path(
     engine: str,
 ) -> nn.Module:
     """The folded ``model`` as a graph run by ``engine``, fp32 or int8."""
-    from .onnx_engine import OrtERes2Net, onnx_graph, quantize_int8
+    from .graph_cache import cached_graph, graph_key
+    from .onnx_engine import OPSET, OrtERes2Net, onnx_graph, quantize_int8
     from .openvino_engine import OpenVINOERes2Net
 
     folded = fold_batchnorms(copy.deepcopy(model)).cpu()
     example = torch.randn(1, example_frames, model.feat_dim)
-    graph = onnx_graph(folded, example, lengths=torch.ones(1))
+    graph = cached_graph(  # traced once per model: seconds of every start-up
+        lambda: onnx_graph(folded, example, lengths=torch.ones(1)),
+        graph_key(folded, example_frames, OPSET),
+    )
     if precision == "int8":
         limit = int(settings.default("int8_calibration_utterances"))
         feats = list(calibration_feats)[:limit]

@@ -1,4 +1,14 @@
-"""Long recordings in fixed-size windows: memory bounded whatever the duration.
+"""Deprecated: :func:`embed_long`, long recordings from their features.
+
+A recording longer than ``window_seconds`` has one implementation, the one
+every command runs:
+:meth:`~speechbrain_eres2net.inference.embedder.SpeakerEmbedder.embed_stream`
+(through ``embed_file``, ``embed_recording`` and ``embed_files``), which
+decodes the file block by block and combines its windows as
+:mod:`.streaming` says. :func:`embed_long`, which took features already
+computed, now places and combines its windows by those same rules
+(:func:`~.streaming.window_starts`, :class:`~.streaming.WindowMean`) and
+will be removed in the next release.
 
 Authors
  * speechbrain-eres2net developers 2026
@@ -6,35 +16,15 @@ Authors
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
 from torch import nn
 
+from .streaming import WindowMean, window_starts
 
-def window_starts(num_frames: int, window: int, hop: int) -> list[int]:
-    """First frames of the equal-length windows that cover a recording.
-
-    Windows start every ``hop`` frames; one more window ending exactly at
-    the last frame is added when the regular ones leave frames uncovered,
-    so every window has ``window`` frames (a single window of
-    ``num_frames`` when the recording is shorter).
-
-    Example
-    -------
-    >>> window_starts(2500, 1000, 1000)
-    [0, 1000, 1500]
-    >>> window_starts(800, 1000, 500)
-    [0]
-    """
-    if window < 1 or hop < 1:
-        raise ValueError(f"window ({window}) and hop ({hop}) must be >= 1")
-    if num_frames <= window:
-        return [0]
-    starts = list(range(0, num_frames - window + 1, hop))
-    if starts[-1] + window < num_frames:
-        starts.append(num_frames - window)
-    return starts
+__all__ = ["embed_long", "window_starts"]
 
 
 def embed_long(
@@ -45,22 +35,19 @@ def embed_long(
     batch_size: int = 4,
     normalize: bool = True,
 ) -> torch.Tensor:
-    """Embeds a recording of any length with bounded memory.
+    """Deprecated: embed the file with :class:`SpeakerEmbedder` instead.
 
-    The features are cut into windows of ``window_frames`` (10 s by
-    default) every ``hop_frames`` (default: no overlap), placed by
-    :func:`window_starts` so that all windows have the same length and
-    every frame is covered. Windows are embedded ``batch_size`` at a time,
-    so peak memory depends on ``window_frames * batch_size``, not on the
-    duration. The result is the mean of the window embeddings, each L2-
-    normalised first when ``normalize`` (so that every window has the same
-    say in a cosine score); the mean itself is not normalised.
+    The features are cut into windows of ``window_frames`` every
+    ``hop_frames`` (default: no overlap), placed by :func:`window_starts`,
+    embedded ``batch_size`` at a time, and combined as
+    :meth:`SpeakerEmbedder.embed_stream` combines its windows: the mean
+    direction of the window embeddings scaled to their mean norm
+    (:class:`~.streaming.WindowMean`).
 
     Arguments
     ---------
     model : torch.nn.Module
-        An embedding model called as ``model(x)`` -> (batch, 1, emb), e.g.
-        :class:`ERes2Net` or the result of :func:`optimize_for_inference`.
+        An embedding model called as ``model(x)`` -> (batch, 1, emb).
     feats : torch.Tensor
         (time, feat_dim) or (1, time, feat_dim) features of one recording.
     window_frames : int
@@ -70,7 +57,7 @@ def embed_long(
     batch_size : int
         Windows per forward pass.
     normalize : bool
-        L2-normalise window embeddings before averaging.
+        Must be True: the mean of raw window embeddings is gone.
 
     Returns
     -------
@@ -81,12 +68,19 @@ def embed_long(
     -------
     >>> from speechbrain_eres2net import ERes2Net
     >>> model = ERes2Net(m_channels=8, num_blocks=[1, 1, 1, 1]).eval()
-    >>> feats = torch.randn(250, 80)
-    >>> with torch.no_grad():
-    ...     emb = embed_long(model, feats, window_frames=100)
-    >>> emb.shape
-    torch.Size([1, 1, 192])
+    >>> with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     emb = embed_long(model, torch.randn(250, 80), window_frames=100)
+    >>> emb.shape, caught[0].category.__name__
+    (torch.Size([1, 1, 192]), 'DeprecationWarning')
     """
+    warnings.warn(
+        "embed_long is deprecated and will be removed in the next release: "
+        "SpeakerEmbedder.embed_file (or embed_stream) embeds a long recording "
+        "window by window, as eres2net embed does",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if feats.dim() == 3 and feats.shape[0] == 1:
         feats = feats[0]
     if feats.dim() != 2:
@@ -96,15 +90,18 @@ def embed_long(
         )
     if batch_size < 1:
         raise ValueError(f"embed_long: batch_size must be >= 1, got {batch_size}")
+    if not normalize:
+        raise ValueError(
+            "embed_long: normalize=False is no longer supported; windows are "
+            "combined as SpeakerEmbedder.embed_stream combines them (mean "
+            "direction x mean norm)"
+        )
     hop = window_frames if hop_frames is None else hop_frames
     starts = window_starts(feats.shape[0], window_frames, hop)
     length = min(window_frames, feats.shape[0])
-    total = None
+    mean = WindowMean()
     for i in range(0, len(starts), batch_size):
         batch = torch.stack([feats[s : s + length] for s in starts[i : i + batch_size]])
-        embeddings = model(batch).squeeze(1).float()
-        if normalize:
-            embeddings = nn.functional.normalize(embeddings, dim=-1)
-        partial = embeddings.sum(dim=0)
-        total = partial if total is None else total + partial
-    return (total / len(starts)).view(1, 1, -1)
+        for embedding in model(batch).squeeze(1):
+            mean.add(embedding)
+    return mean.result().view(1, 1, -1)

@@ -96,3 +96,39 @@ def probe_model(
     probe = torch.randn(1, max(min_frames, 100), feat_dim, device=device)
     out = embedding_model(probe, torch.ones(1, device=device))
     return ModelShape(feat_dim, int(out.shape[-1]), min_frames)
+
+
+def _frames(compute_features: nn.Module, samples: int, device) -> int:
+    """Feature frames the front end gives for a waveform of this length."""
+    with torch.no_grad():
+        probe = torch.zeros(1, samples, device=device)
+        try:
+            return int(compute_features(probe).shape[1])
+        except (ValueError, RuntimeError):
+            return 0  # shorter than one analysis window
+
+
+def fewest_samples(
+    compute_features: nn.Module,
+    min_frames: int,
+    sample_rate: int = 16000,
+    device: Optional[torch.device] = None,
+) -> int:
+    """Smallest waveform that gives ``min_frames`` frames (bisection).
+
+    Example
+    -------
+    >>> from speechbrain_eres2net import KaldiFbank
+    >>> fewest_samples(KaldiFbank(), 9)  # 9 frames of 25 ms windows every 10 ms
+    1680
+    """
+    low, high = 1, sample_rate
+    while _frames(compute_features, high, device) < min_frames:
+        high *= 2
+    while low < high:
+        mid = (low + high) // 2
+        if _frames(compute_features, mid, device) >= min_frames:
+            high = mid
+        else:
+            low = mid + 1
+    return low
