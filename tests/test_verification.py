@@ -13,7 +13,6 @@ import pytest
 import torch
 from conftest import net_speech
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.lobes.features import Fbank
 from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 
@@ -27,6 +26,7 @@ from speechbrain_eres2net.evaluation.pipeline import (
 )
 from speechbrain_eres2net.evaluation.scoring import score_trials, speaker_cohort
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
+from speechbrain_eres2net.lobes.features import make_front_end
 from speechbrain_eres2net.training.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def tiny_modules(seed: int = 0):
     torch.manual_seed(seed)
     model = ERes2Net(**TINY).eval()
     return (
-        Fbank(n_mels=80),
+        make_front_end("sherpa"),  # the recipes' front end, verification.yaml's
         InputNormalization(norm_type="sentence", std_norm=False),
         model,
     )
