@@ -276,7 +276,12 @@ def _batch_generic_length_to_mask(length, max_len=None, dtype=None, device=None)
 
 @contextlib.contextmanager
 def batch_generic_masks():
-    """While tracing, ECAPA-TDNN's pooling masks keep the batch axis dynamic."""
+    """While tracing, ECAPA-TDNN's pooling masks keep the batch axis dynamic.
+
+    A patch of SpeechBrain's module-level ``length_to_mask`` as ECAPA_TDNN
+    sees it: SpeechBrain has no public hook for it, and the exporter that
+    would not need one (torch's dynamo exporter) needs ``onnxscript``.
+    """
     from speechbrain.lobes.models import ECAPA_TDNN
 
     original = ECAPA_TDNN.length_to_mask
