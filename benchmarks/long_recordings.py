@@ -40,7 +40,7 @@ from speechbrain_eres2net.evaluation.metrics import compute_eer
 from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 from speechbrain_eres2net.inference.streaming import window_starts
 
-from .common import REALSPK
+from .measure import REALSPK
 
 METHODS = ("whole", "windowed", "frame_windows")
 FRAMES_PER_SECOND = 100  # the Kaldi fbank's 10 ms hop
