@@ -68,7 +68,7 @@ QUOTE_FORMS = (
 LINK = re.compile(r"(?<!!)\[[^\]\n]*\]\(\s*(?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
 RESULT_FILE = re.compile(r"benchmarks/[\w./-]+\.json")
 TABLE_RULE = re.compile(r"^\|\s*:?-{3,}")
-FIGURE_PAGES = ("performance.md", "robustness.md", "calibration.md")
+FIGURE_PAGES = ("performance.md", "robustness.md", "calibration.md", "deployment.md")
 
 
 def prose(text: str) -> str:
