@@ -56,12 +56,7 @@ def embed_command(folder: Path, listing: Path, out: Path) -> list[str]:
         str(listing),
         "--out",
         str(out),
-        "--batch-size",
-        "1",  # each file alone: the same vectors whatever else runs
-        "--vad",
-        "off",
-        "--no-fast",
-        "--no-progress",
+        "--no-progress",  # else the default command: batching, fast path, speech
     ]
 
 
