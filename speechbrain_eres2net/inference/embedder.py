@@ -293,25 +293,8 @@ class SpeakerEmbedder:
     def calibration_files(
         inputs: Sequence[PathLike], limit: Optional[int] = None
     ) -> list[Path]:
-        """Audio files for int8 calibration, evenly spread over the sorted list.
-
-        Arguments
-        ---------
-        inputs : sequence of path
-            Audio files, folders or lists (:func:`expand_inputs`).
-        limit : int, optional
-            Most files (default: ``int8_calibration_utterances`` of
-            verification.yaml).
-
-        Returns
-        -------
-        list of Path
-            Every ``len // limit``-th file of the sorted list, at most ``limit``.
-
-        Example
-        -------
-        >>> SpeakerEmbedder.calibration_files(["a.wav", "b.wav", "c.wav"], limit=2)
-        [PosixPath('a.wav'), PosixPath('b.wav')]
+        """Audio files for int8 calibration, evenly spread over the sorted list
+        (:func:`~speechbrain_eres2net.inference.int8_calibration.calibration_files`).
         """
         return int8_calibration.calibration_files(inputs, limit)
 
