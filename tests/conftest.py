@@ -103,6 +103,15 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """Restores torch's thread count after each test: a benchmark run in
+    process sets it (``--quick``: 1) and every later test ran on one core."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def randomize_bn():
     """The :func:`randomize_batchnorm` function."""
