@@ -255,6 +255,7 @@ def bench_front_end(models: dict[str, str]) -> list[Row]:
     its reference. Each is scored with the speech handling its folder
     records, eager fp32.
     """
+    from speechbrain_eres2net.evaluation.decisions import folder_calibration
     from speechbrain_eres2net.inference.embedder import SpeakerEmbedder
 
     from .trials import embed_side, read_dev_trials, score_trials
@@ -265,8 +266,9 @@ def bench_front_end(models: dict[str, str]) -> list[Row]:
     results = {}
     for name, folder in models.items():
         embedder = SpeakerEmbedder.from_folder(folder, fast=False)
+        calibration = folder_calibration(folder)
         side = embed_side(embedder, files)
-        results[name] = score_trials(trials, side, side, None)
+        results[name] = score_trials(trials, side, side, calibration)
         fbank = embedder.compute_features
         if getattr(fbank, "snip_edges", True) is False:
             # What an official 3D-Speaker model meets in sherpa-onnx, mirrored:
@@ -274,7 +276,7 @@ def bench_front_end(models: dict[str, str]) -> list[Row]:
             fbank.high_freq, fbank.snip_edges = 0.0, True
             side = embed_side(embedder, files)
             results[f"{name} fed torchaudio's defaults"] = score_trials(
-                trials, side, side, None
+                trials, side, side, calibration
             )
     references: dict[str, str] = {}
     for name in models:
@@ -306,8 +308,13 @@ def bench_front_end(models: dict[str, str]) -> list[Row]:
 
 
 def _mean(results: list[dict]) -> dict:
-    keys = ("eer", "min_dcf", "n_trials", "left_out")
-    return {k: statistics.mean(r[k] for r in results) for k in keys}
+    keys = ("eer", "min_dcf", "cllr", "n_trials", "left_out")
+    return {
+        k: None
+        if any(r[k] is None for r in results)
+        else statistics.mean(r[k] for r in results)
+        for k in keys
+    }
 
 
 def _front_end_rows(name: str, result: dict, ref: dict, is_ref: bool) -> list[Row]:
@@ -336,6 +343,19 @@ def _front_end_rows(name: str, result: dict, ref: dict, is_ref: bool) -> list[Ro
             note="one false alarm is 0.12 on 840 non-targets",
         ),
     ]
+    if result["cllr"] is not None and ref["cllr"] is not None:
+        rows.append(
+            Row.of(
+                "sherpa",
+                f"{name}: realspk dev Cllr",
+                result["cllr"],
+                ref["cllr"],
+                "bits",
+                higher_is_better=False,
+                note="the folder's calibration.json, which the quickstart fitted "
+                "on these trials (in-sample for every row alike)",
+            )
+        )
     if not is_ref:
         rows.append(
             Row(
