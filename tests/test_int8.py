@@ -344,6 +344,17 @@ def test_int8_calibration_stored_in_the_folder_needs_no_audio(tmp_path, capsys):
         assert cosine(stored, fp32) >= INT8_MIN_COSINE, key
 
 
+def test_int8_of_a_loaded_folder_without_calibration_is_a_value_error():
+    """``from_recognizer`` with neither audio nor stored features: the user's
+    one-line error, not a TypeError from iterating nothing."""
+    from speechbrain_eres2net.inference.folder import load_model_folder
+
+    with pytest.raises(ValueError, match="no audio files found"):
+        SpeakerEmbedder.from_recognizer(
+            load_model_folder(imported_folder()), precision="int8"
+        )
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 

@@ -280,7 +280,7 @@ class SpeakerEmbedder:
             feats = None
             if precision == "int8":
                 feats = (
-                    embedder.calibration_features(int8_calibration)
+                    embedder.calibration_features(int8_calibration or [])
                     if int8_calibration or int8_features is None
                     else int8_features
                 )
