@@ -206,10 +206,13 @@ def min_cosine_npz(first: Path, second: Path) -> float:
     return float(cos.min())
 
 
-def random_model_folder(out: Path, config: dict, title: str, seed: int = 0) -> Path:
+def random_model_folder(
+    out: Path, config: dict, title: str, seed: int = 0, **fbank: object
+) -> Path:
     """A model folder of a random ERes2Net of ``config`` (Kaldi fbank front
-    end), written and checked by the package's own :func:`write_model_folder`:
-    speed and memory do not depend on the weights."""
+    end, official settings unless ``fbank`` gives others), written and
+    checked by the package's own :func:`write_model_folder`: speed and
+    memory do not depend on the weights."""
     from speechbrain_eres2net import ERes2Net
     from speechbrain_eres2net.export.card import ModelCard
     from speechbrain_eres2net.export.import_3dspeaker import kaldi_front_end_nodes
@@ -220,7 +223,7 @@ def random_model_folder(out: Path, config: dict, title: str, seed: int = 0) -> P
     torch.manual_seed(seed)
     model = ERes2Net(**config).eval()
     nodes = {
-        **kaldi_front_end_nodes(),
+        **kaldi_front_end_nodes(**fbank),
         "embedding_model": new_node("speechbrain_eres2net.ERes2Net", **config),
     }
     card = ModelCard(

@@ -21,7 +21,7 @@ from .yaml_nodes import new_node
 
 
 def kaldi_front_end_nodes(
-    n_mels: int = 80, sample_rate: int = 16000
+    n_mels: int = 80, sample_rate: int = 16000, **fbank: object
 ) -> dict[str, CommentedMap]:
     """Front end of official 3D-Speaker weights, in SpeechBrain's two steps.
 
@@ -29,7 +29,9 @@ def kaldi_front_end_nodes(
     then ``mean_var_norm(feats, wav_lens)``: the Kaldi fbank is computed
     without its mean removal and the per-utterance mean over the valid
     frames is removed by the length-aware sentence normaliser, so padded
-    batches keep per-utterance statistics.
+    batches keep per-utterance statistics. ``fbank`` holds other
+    :class:`~speechbrain_eres2net.KaldiFbank` settings (e.g. the recipes'
+    ``high_freq=-400.0, snip_edges=False``); none gives the official ones.
     """
     return {
         "compute_features": new_node(
@@ -37,6 +39,7 @@ def kaldi_front_end_nodes(
             n_mels=n_mels,
             sample_rate=sample_rate,
             mean_norm=False,
+            **fbank,
         ),
         "mean_var_norm": new_node(
             "speechbrain.processing.features.InputNormalization",
