@@ -53,6 +53,7 @@ BENCHMARKS = {
     "extraction": "extraction:bench_extraction",
     "identification": "identification:bench_identification",
     "sherpa": "sherpa:bench",
+    "diarization": "diarization:bench_diarization",
 }
 SECTIONS = tuple(BENCHMARKS)
 
@@ -86,6 +87,7 @@ OPTIONS = """
 --identification-model str - - identification: folder with its calibration.json
 --front-end-models str - - sherpa: ARCH/FRONT=DIR,... (each ARCH's first: its reference)
 --sherpa-parts str front-end,speed front-end,speed sherpa: of front-end,speed
+--diarization-model str - - diarization: folder with its calibration.json
 """
 
 

@@ -1,7 +1,9 @@
 """The official 3D-Speaker ERes2Net code (PyPI ``speakerlab==0.0.6``) as a test oracle.
 
 Only ``speakerlab/models/eres2net/*.py`` and ``speakerlab/process/processor.py``'s
-front end are used; they need nothing but torch. The wheel is fetched once from
+front end are used; they need nothing but torch. The diarization benchmark also
+runs ``speakerlab/process/cluster.py`` (3D-Speaker's clustering back end; it
+needs scikit-learn, fastcluster, umap-learn and hdbscan) as an anchor. The wheel is fetched once from
 the package registry with ``pip download --no-deps`` into ``.oracle/`` (ignored
 by git) and only those files are extracted. Nothing of it is copied into the
 package.
@@ -26,13 +28,17 @@ WANTED = (
     "speakerlab/models/eres2net/",
     "speakerlab/__init__.py",
     "speakerlab/models/__init__.py",
+    "speakerlab/process/",
 )
 
 
 def _fetch() -> Path:
     target = ROOT / f"speakerlab-{VERSION}"
-    marker = target / "speakerlab" / "models" / "eres2net" / "ERes2Net.py"
-    if marker.exists():
+    markers = (
+        target / "speakerlab" / "models" / "eres2net" / "ERes2Net.py",
+        target / "speakerlab" / "process" / "cluster.py",
+    )
+    if all(marker.exists() for marker in markers):
         return target
     ROOT.mkdir(parents=True, exist_ok=True)
     wheels = list(ROOT.glob(f"speakerlab-{VERSION}-*.whl"))
@@ -57,9 +63,18 @@ def _fetch() -> Path:
         for name in wheel.namelist():
             if name.startswith(WANTED):
                 wheel.extract(name, tmp)
-    for package in ("speakerlab", "speakerlab/models"):
+    for package in ("speakerlab", "speakerlab/models", "speakerlab/process"):
         (tmp / package / "__init__.py").touch()
-    tmp.rename(target) if not target.exists() else None
+    if target.exists():  # extracted by an older suite without process/
+        import shutil
+
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process renamed its copy first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -72,6 +87,15 @@ def official():
     v2 = importlib.import_module("speakerlab.models.eres2net.ERes2NetV2")
     huge = importlib.import_module("speakerlab.models.eres2net.ERes2Net_huge")
     return v1, v2, huge
+
+
+def official_clustering():
+    """3D-Speaker's ``speakerlab.process.cluster`` module (its imports:
+    scikit-learn, fastcluster, umap-learn, hdbscan)."""
+    path = str(_fetch())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module("speakerlab.process.cluster")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The ``eres2net`` command line: embed, verify, score, enroll, identify,
-export and import models.
+diarize, export and import models.
 
 Every command reports a problem the user can fix as one line on stderr
 (``eres2net <command>: error: <what and where>``) and exits 1; a bug keeps
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import __version__
-from . import embed, export, gallery, verify
+from . import diarize, embed, export, gallery, verify
 from .errors import USER_ERRORS, report
 from .options import check_model_argument
 
@@ -37,6 +37,7 @@ COMMANDS = {
     "enroll": gallery.run_enroll,
     "identify": gallery.run_identify,
     "gallery": gallery.run_gallery,
+    "diarize": diarize.run,
 }
 
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_parsers(commands)
     export.add_parsers(commands)
     gallery.add_parsers(commands)
+    diarize.add_parser(commands)
     quick = commands.add_parser(
         "quickstart", help="train and evaluate a tiny model (see quickstart --help)"
     )

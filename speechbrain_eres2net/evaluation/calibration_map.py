@@ -92,7 +92,9 @@ class Calibration:
                 f"{len(self.quality_names)} quality names"
             )
 
-    def llr(self, scores, quality: Optional[np.ndarray] = None) -> np.ndarray:
+    def llr(
+        self, scores, quality: Optional[np.ndarray] = None, warn: bool = True
+    ) -> np.ndarray:
         """Maps raw scores (and quality measures) to calibrated LLRs.
 
         Arguments
@@ -102,6 +104,9 @@ class Calibration:
         quality : np.ndarray, optional
             (n, k) quality measures in the order of ``quality_names``;
             required exactly when the calibration uses quality measures.
+        warn : bool
+            Log a warning when quality measures are clamped into the fitted
+            ranges (clustering, which clamps every large cluster, does not).
 
         Returns
         -------
@@ -125,7 +130,8 @@ class Calibration:
                 f"got {quality.shape}"
             )
         if k:
-            out = out + self._clamped(quality) @ np.asarray(self.quality_weights)
+            clamped = self._clamped(quality, warn)
+            out = out + clamped @ np.asarray(self.quality_weights)
         return out
 
     def sides_llr(
@@ -133,6 +139,7 @@ class Calibration:
         scores,
         seconds: tuple,
         norms: Optional[tuple] = None,
+        warn: bool = True,
     ) -> np.ndarray:
         """LLRs of trials from each side's net speech (and embedding norm).
 
@@ -145,6 +152,8 @@ class Calibration:
         norms : (enrol, test), optional
             Each (n,) raw embedding norms; needed when the calibration
             uses them.
+        warn : bool
+            As in :meth:`llr`.
 
         Example
         -------
@@ -164,16 +173,16 @@ class Calibration:
         if missing:
             raise ValueError(f"sides_llr cannot compute the quality measures {missing}")
         columns = [names.index(n) for n in self.quality_names]
-        return self.llr(scores, quality[:, columns])
+        return self.llr(scores, quality[:, columns], warn)
 
-    def _clamped(self, quality: np.ndarray) -> np.ndarray:
+    def _clamped(self, quality: np.ndarray, warn: bool = True) -> np.ndarray:
         """Quality measures clamped into the fitted ranges, with one notice."""
         if not self.quality_ranges:
             return quality
         low, high = np.array(self.quality_ranges).T
         clamped = np.clip(quality, low, high)
         outside = (clamped != quality).any(axis=0)
-        if outside.any():
+        if warn and outside.any():
             rows = int((clamped != quality).any(axis=1).sum())
             names = ", ".join(
                 f"{name} [{lo:.3g}, {hi:.3g}]"

@@ -95,7 +95,8 @@ def rank_device(requested: Optional[str], local_rank: int) -> Optional[str]:
     return requested
 
 
-def _barrier() -> None:
+def barrier() -> None:
+    """Waits for every rank (nothing to wait for outside torchrun)."""
     if dist.is_initialized():
         dist.barrier()
 
@@ -168,11 +169,11 @@ def extract_embeddings(
     digest = job_digest(keys)
     if rank == 0:
         parts.prepare(digest, len(keys), fmt)
-    _barrier()
+    barrier()
     parts.check(digest, fmt)
     finished = parts.finished(len(keys)).done()
     # Every rank reads the same journal before any rank writes to it.
-    _barrier()
+    barrier()
     todo = [i for i in range(len(keys)) if not finished[i]]
     mine = todo[rank::world]
     resumed = len(keys) - len(todo)
@@ -191,7 +192,7 @@ def extract_embeddings(
         batch_seconds=batch_seconds,
         num_workers=num_workers,
     )
-    _barrier()
+    barrier()
     if rank != 0:
         return Extraction(len(keys), 0, {}, [], resumed, False)
     written, errors = merge_parts(parts, keys, out, fmt, errors_file)
