@@ -8,7 +8,8 @@ calibration, e.g. the realspk quickstart), in parts:
    tuning set (seed 1) and a test set (seed 0). Every conversation's speech is
    found and cut into windows once per window length, and the same window
    embeddings go to every clustering: ours (LLR-stopped AHC over ``p_same``,
-   spectral over ``pval``, spectral-ahc over both), SpeechBrain's (``Spec_Clust_unorm`` of
+   spectral over ``pval``, spectral-ahc over both), SpeechBrain's
+   (``Spec_Clust_unorm`` of
    ``speechbrain.integrations.alignment.diarization``, what its AMI recipe runs
    with cosine affinity, pval tuned as the recipe tunes it on AMI dev) and
    3D-Speaker's (``speakerlab.process.cluster.CommonClustering``, spectral with

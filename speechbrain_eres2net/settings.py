@@ -53,6 +53,7 @@ SETTING_KEYS = (
     "diarize_p_same",
     "diarize_spectral_pval",
     "diarize_max_speakers",
+    "diarize_max_clustered",
     "calibration_prior",
     "calibration_quality",
     "calibration_enrolled_recordings",

@@ -97,7 +97,7 @@ def test_long_recordings_are_read_in_blocks_to_the_same_windows(tmp_path, monkey
     rng = np.random.default_rng(0)
     path = tmp_path / "long.wav"
     soundfile.write(path, (rng.normal(size=16000 * 30) * 0.1).astype("float32"), 16000)
-    diarizer = tiny_diarizer()
+    diarizer = tiny_diarizer(window_seconds=1.5, hop_seconds=0.75)
     whole = diarizer.embed_windows(path)
     monkeypatch.setattr(diarization_module, "BLOCK_SECONDS", 7.0)
     blocks = diarizer.embed_windows(path)

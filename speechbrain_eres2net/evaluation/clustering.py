@@ -382,8 +382,9 @@ class SpectralLLRClustering:
     per-recording mean normalisation of Kaldi's and SpeechBrain's AMI
     diarization recipes): what all of a recording's windows share (its
     noise, its channel) is not evidence that two clusters are one speaker.
-    A recording that spectral clustering finds to be one speaker, a given
-    speaker count, or a folder without a calibration keep the spectral
+    Each window then goes to the nearest merged cluster (in the same
+    space). A recording that spectral clustering finds to be one speaker, a
+    given speaker count, or a folder without a calibration keep the spectral
     clusters.
 
     Arguments
@@ -435,8 +436,7 @@ class SpectralLLRClustering:
         raw = np.asarray(embeddings, dtype=np.float64)
         n = raw.shape[0]
         seconds = np.ones(n) if seconds is None else np.asarray(seconds, float)
-        units = _unit(raw)
-        centred = _unit(units - (units * seconds[:, None]).sum(0) / seconds.sum())
+        centred = recording_centred(raw, seconds)
         norms = np.linalg.norm(raw, axis=1)
         # One "window" per cluster: its mean direction at its windows' mean
         # norm, standing for their net speech.
@@ -448,8 +448,88 @@ class SpectralLLRClustering:
             ]
         )
         total = np.array([seconds[labels == c].sum() for c in range(clusters)])
-        merged = self.merge(means, total, min_speakers=min_speakers)
-        return first_appearance(merged[labels])
+        merged = self.merge(means, total, min_speakers=min_speakers)[labels]
+        # The merged clusters' means are better estimates than the spectral
+        # ones: each window goes to the nearest, unless a cluster would empty
+        # below the speakers asked for.
+        return first_appearance(nearest_clusters(centred, merged, min_speakers or 1))
+
+
+def recording_centred(embeddings: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Unit embeddings less the recording's mean unit embedding (weighted by
+    net speech), normalised again.
+
+    Example
+    -------
+    >>> recording_centred(np.array([[2.0, 0.0], [0.0, 3.0]]), np.ones(2)).round(3)
+    array([[ 0.707, -0.707],
+           [-0.707,  0.707]])
+    """
+    units = _unit(embeddings)
+    mean = (units * seconds[:, None]).sum(0) / seconds.sum()
+    return _unit(units - mean)
+
+
+def nearest_clusters(
+    centred: np.ndarray, labels: np.ndarray, fewest: int = 1
+) -> np.ndarray:
+    """Each item's nearest cluster mean (one k-means step in ``centred``
+    space), or ``labels`` when that would leave fewer than ``fewest``."""
+    kept = np.unique(labels)
+    if kept.size < 2:
+        return labels
+    centres = _unit(np.stack([centred[labels == c].sum(0) for c in kept]))
+    nearest = kept[np.argmax(centred @ centres.T, axis=1)]
+    return nearest if np.unique(nearest).size >= fewest else labels
+
+
+def cluster_in_groups(
+    clustering,
+    embeddings: np.ndarray,
+    seconds: np.ndarray,
+    groups: np.ndarray,
+    **count,
+) -> np.ndarray:
+    """Clusters groups of items (each the mean of its items), then gives
+    every item its nearest cluster: bounds the clustering's memory (an hour
+    of speech is thousands of windows, and spectral clustering holds a
+    matrix of their square).
+
+    Arguments
+    ---------
+    clustering : callable
+        Any of this module's clusterings.
+    embeddings, seconds : np.ndarray
+        (n, dim) raw embeddings and (n,) net speech of the items.
+    groups : np.ndarray
+        (n,) group of each item, 0..g-1.
+    **count
+        ``num_speakers``, ``min_speakers``, ``max_speakers``.
+
+    Example
+    -------
+    >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> cluster_in_groups(SpectralClustering(min_neighbours=1), x, np.ones(4),
+    ...                   np.array([0, 0, 1, 1]), num_speakers=2).tolist()
+    [0, 0, 1, 1]
+    """
+    raw = np.asarray(embeddings, dtype=np.float64)
+    g = int(groups.max()) + 1
+    norms = np.linalg.norm(raw, axis=1)
+    units = _unit(raw)
+    means = np.stack(
+        [
+            _unit(units[groups == k].sum(0, keepdims=True))[0]
+            * norms[groups == k].mean()
+            for k in range(g)
+        ]
+    )
+    total = np.array([seconds[groups == k].sum() for k in range(g)])
+    labels = clustering(means, total, **count)[groups]
+    fewest = count.get("num_speakers") or count.get("min_speakers") or 1
+    return first_appearance(
+        nearest_clusters(recording_centred(raw, seconds), labels, fewest)
+    )
 
 
 def first_appearance(labels: np.ndarray) -> np.ndarray:

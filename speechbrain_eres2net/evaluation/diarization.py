@@ -34,6 +34,7 @@ Authors
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ from ..inference.streaming import merge_segments, window_starts
 from ..paths import PathLike
 from ..settings import default
 from .calibration import Calibration
-from .clustering import SpeakerCount, make_clustering
+from .clustering import SpeakerCount, cluster_in_groups, make_clustering
 from .identification import Identifier
 
 # Audio read per block: bounds memory for recordings of any length.
@@ -286,6 +287,7 @@ class Diarizer:
         batch_size: Optional[int] = None,
         spectral_pval: Optional[float] = None,
         max_speakers: Optional[int] = None,
+        max_clustered: Optional[int] = None,
     ) -> None:
         def pick(value, key):
             return default(key) if value is None else value
@@ -311,6 +313,7 @@ class Diarizer:
                 f"the hop ({self.hop / rate:g} s) must be > 0 and at most the "
                 f"window ({self.window / rate:g} s)"
             )
+        self.max_clustered = int(pick(max_clustered, "diarize_max_clustered"))
         self.identifier = identifier
         self.batch_size = int(pick(batch_size, "batch_size"))
 
@@ -445,13 +448,31 @@ class Diarizer:
         min_speakers: Optional[int] = None,
         max_speakers: Optional[int] = None,
     ) -> np.ndarray:
-        """(n,) speaker label of each window, 0.. in order of first appearance."""
-        return self.clustering(
-            windows.embeddings,
-            windows.seconds,
-            num_speakers,
-            min_speakers,
-            max_speakers,
+        """(n,) speaker label of each window, 0.. in order of first appearance.
+
+        Past ``diarize_max_clustered`` windows, consecutive windows of a
+        speech segment are clustered as groups (:func:`cluster_in_groups`),
+        so memory stays bounded for recordings of any length.
+        """
+        count = {
+            "num_speakers": num_speakers,
+            "min_speakers": min_speakers,
+            "max_speakers": max_speakers,
+        }
+        n = int(windows.starts.size)
+        if n <= self.max_clustered:
+            return self.clustering(windows.embeddings, windows.seconds, **count)
+        size = math.ceil(n / self.max_clustered)
+        groups = np.zeros(n, dtype=np.int64)
+        members = 1
+        for i in range(1, n):
+            together = windows.starts[i] < windows.ends[i - 1]  # same segment
+            if together and members < size:
+                groups[i], members = groups[i - 1], members + 1
+            else:
+                groups[i], members = groups[i - 1] + 1, 1
+        return cluster_in_groups(
+            self.clustering, windows.embeddings, windows.seconds, groups, **count
         )
 
     def result(
