@@ -8,7 +8,7 @@ HERE = Path(__file__).parent
 
 setup(
     name="speechbrain-eres2net",
-    version="0.3.0",
+    version="0.4.0",
     description=(
         "ERes2Net speaker embeddings for SpeechBrain: lobe, VoxCeleb recipe, "
         "3D-Speaker checkpoint import, Hub folders, ONNX export and a CLI"
@@ -55,6 +55,18 @@ setup(
         # The runtime users deploy exported graphs with; the suite runs our
         # ONNX in it (tests/test_sherpa_onnx.py), never a copy of its logic.
         "sherpa": ["onnx", "sherpa-onnx"],
+        # Diarization.to_annotation (pyannote.core), DER and JER
+        # (pyannote.metrics): the suite scores our RTTMs with pyannote itself.
+        "diarization": ["pyannote.core", "pyannote.metrics"],
+        # The diarization benchmark's anchors: SpeechBrain's AMI clustering
+        # (scikit-learn) and 3D-Speaker's back end (its imports).
+        "bench": [
+            "pyannote.metrics",
+            "scikit-learn",
+            "fastcluster",
+            "umap-learn",
+            "hdbscan",
+        ],
         "dev": [
             "pytest",
             "ruff",
@@ -62,6 +74,8 @@ setup(
             "onnxruntime",
             "openvino",
             "sherpa-onnx",
+            "pyannote.metrics",
+            "scikit-learn",
         ],
     },
     entry_points={"console_scripts": ["eres2net=speechbrain_eres2net.cli:main"]},

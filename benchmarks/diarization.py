@@ -53,7 +53,7 @@ PVALS = (0.05, 0.1, 0.2, 0.3, 0.5)
 SPEAKERLAB_PVALS = (0.012, 0.032, 0.1, 0.2)
 # (tuning conversations, test conversations, speed conversations, meeting
 # minutes (short, long)) by --quick.
-SIZES = {False: (12, 24, 6, (5.0, 60.0)), True: (3, 4, 1, (0.5, 1.5))}
+SIZES = {False: (24, 24, 6, (5.0, 60.0)), True: (3, 4, 1, (0.5, 1.5))}
 
 ACCURACY_ROWS = table(
     """
@@ -169,7 +169,7 @@ def families(calibration, threshold) -> dict[str, list[tuple[str, Callable]]]:
         ],
         "ours spectral-ahc": [
             (f"pval {p}, p_same {q}", ours("spectral-ahc", (p, q), calibration, None))
-            for p in PVALS[:3]
+            for p in PVALS
             for q in P_SAME[:2]
         ],
         "SpeechBrain": [(f"pval {p}", speechbrain_clustering(p)) for p in PVALS],
@@ -240,7 +240,7 @@ def score(
     """Scores of ``cluster`` on embedded conversations."""
     scores = Scores()
     for conversation in conversations:
-        embedded = windows[conversation.name]
+        embedded = windows[conversation.path]
         num = len(conversation.speakers) if oracle else None
         labels = np.asarray(cluster(embedded.embeddings, embedded.seconds, num))
         from speechbrain_eres2net.evaluation.clustering import first_appearance
@@ -264,7 +264,7 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
             base.embedder, base.calibration, window_seconds=window, hop_seconds=hop
         )
         embedded[(window, hop)] = {
-            c.name: diarizer.embed_windows(c.path) for c in [*tune, *test]
+            c.path: diarizer.embed_windows(c.path) for c in [*tune, *test]
         }
     best: dict[str, tuple] = {}
     for family, candidates in families(base.calibration, threshold).items():
@@ -279,8 +279,9 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
                 if family not in best or der < best[family][0]:
                     best[family] = (der, label, cluster, (window, hop))
     results = {}
-    for family, (_, label, cluster, key) in best.items():
+    for family, (tuned, label, cluster, key) in best.items():
         results[family] = (label, score(base, test, embedded[key], cluster).values())
+        results[family][1]["tune_der"] = tuned
     ours_name = min(
         ("ours AHC", "ours spectral", "ours spectral-ahc"),
         key=lambda f: best[f][0] if f in best else 1e9,
@@ -317,7 +318,8 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
                 f"""
                 {family}: DER on the test set
                     der, % DER, lower
-                    chosen on the tuning set ({len(tune)} conversations): {label};
+                    chosen on the tuning set ({len(tune)} conversations, DER there
+                    {result["tune_der"]:.2f} %): {label};
                     count exact {result["count_exact"]:.0f} %, JER {result["jer"]:.2f} %
                 """
             ),

@@ -17,7 +17,7 @@ from .lobes import (
     make_fusion,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # Imported on first use, so that ``import speechbrain_eres2net`` (and every
 # ``!new:speechbrain_eres2net.ERes2Net`` in a YAML file) loads the model alone,

@@ -49,6 +49,7 @@ SETTING_KEYS = (
     "diarize_window_seconds",
     "diarize_hop_seconds",
     "diarize_min_window_seconds",
+    "diarize_min_pause_seconds",
     "diarize_clustering",
     "diarize_p_same",
     "diarize_spectral_pval",

@@ -3,9 +3,10 @@
 Only ``speakerlab/models/eres2net/*.py`` and ``speakerlab/process/processor.py``'s
 front end are used; they need nothing but torch. The diarization benchmark also
 runs ``speakerlab/process/cluster.py`` (3D-Speaker's clustering back end; it
-needs scikit-learn, fastcluster, umap-learn and hdbscan) as an anchor. The wheel is fetched once from
-the package registry with ``pip download --no-deps`` into ``.oracle/`` (ignored
-by git) and only those files are extracted. Nothing of it is copied into the
+needs scikit-learn, fastcluster, umap-learn and hdbscan) as an anchor. The
+wheel is fetched once from the package registry with ``pip download
+--no-deps`` into ``.oracle/`` (ignored by git) and only those files are
+extracted. Nothing of it is copied into the
 package.
 """
 

@@ -231,6 +231,7 @@ def test_unknown_section_is_a_clear_error():
         ("robustness", "--robustness-model"),
         ("identification", "--identification-model"),
         ("extraction", "--extraction-model"),
+        ("diarization", "--diarization-model"),
     ],
 )
 def test_a_benchmark_without_its_model_folder_says_which_option(
@@ -433,6 +434,34 @@ def test_identification_quick_run_on_a_tiny_model_folder(tmp_path, realspk):
         size = by_name(rows, f"gallery of {speakers} speakers x 3 recordings: file")
         # At least the float32 embeddings: 3 x 192 x 4 bytes per speaker.
         assert number_after(size["note"], "") >= 3 * 192 * 4
+
+
+def test_diarization_quick_run_scores_every_clustering_on_one_set(tmp_path, realspk):
+    pytest.importorskip("pyannote.metrics", reason="pyannote.metrics scores DER")
+    pytest.importorskip("sklearn", reason="SpeechBrain's clustering needs it")
+    folder = tiny_model_folder(tmp_path, ("log_dur_min", "log_dur_max"))
+    rows, _, _ = run_quick(
+        tmp_path, "--only", "diarization", "--diarization-model", str(folder)
+    )
+    der = by_name(rows, "DER, collar 0.25 s, unknown speaker count")
+    # The reference is the better anchor: no anchor's test DER is below it.
+    anchors = [
+        r for r in rows if r["name"].split(":")[0] in ("SpeechBrain", "3D-Speaker")
+    ]
+    assert anchors and min(r["ours"] for r in anchors) == pytest.approx(
+        der["reference"]
+    )
+    for family in ("ours AHC", "ours spectral", "ours spectral-ahc", "SpeechBrain"):
+        row = by_name(rows, f"{family}: DER on the test set")
+        assert 0 <= row["ours"] <= 100 and "chosen on the tuning set" in row["note"]
+    # The DER row's "ours" is the family chosen on the tuning set.
+    chosen = der["note"].split("ours: ")[1].split(",")[0]
+    assert by_name(rows, f"{chosen}: DER on the test set")["ours"] == der["ours"]
+    assert 0 <= by_name(rows, "speaker count exact")["ours"] <= 100
+    for row in [r for r in rows if r["name"].startswith("real-time factor")]:
+        assert 0 < row["ours"] < 1
+    memory = by_name(rows, "peak RSS")
+    assert memory["ours"] > memory["reference"] * 0.5 > 0
 
 
 def test_sherpa_quick_run_embeds_what_sherpa_onnx_embeds(tmp_path, realspk):

@@ -21,7 +21,10 @@ parts of this package:
 5. **Turns.** Every instant of a speech segment goes to the window whose
    centre is nearest (a speaker change falls halfway between the centres of
    the two windows that disagree), and a segment without a window to the
-   nearest window's speaker. Overlapped speech gets one speaker: the
+   nearest window's speaker. A speaker's turns less than
+   ``diarize_min_pause_seconds`` apart are one turn (NIST's Rich
+   Transcription rule, which references follow: shorter pauses are not
+   segmented). Overlapped speech gets one speaker: the
    benchmark counts the other as missed (docs/diarization.md).
 6. **Names** (with a gallery): each cluster, as one recording (the mean of
    its windows, its net speech), is identified open-set among the enrolled
@@ -110,18 +113,23 @@ def label_segments(
     starts: np.ndarray,
     ends: np.ndarray,
     labels: np.ndarray,
+    bridge: int = 0,
 ) -> list[tuple[int, int, int]]:
     """(start, end, label) sample ranges of the speech, from window labels.
 
     Each sample of a segment goes to the window whose centre is nearest;
     a segment without windows takes the label of the window nearest to it.
-    Neighbouring ranges with one label are joined.
+    Neighbouring ranges with one label are joined, across pauses shorter
+    than ``bridge`` samples too.
 
     Example
     -------
     >>> label_segments([(0, 40), (50, 52)], np.array([0, 20]), np.array([20, 40]),
     ...                np.array([0, 1]))
     [(0, 20, 0), (20, 40, 1), (50, 52, 1)]
+    >>> label_segments([(0, 40), (50, 52)], np.array([0, 20]), np.array([20, 40]),
+    ...                np.array([0, 1]), bridge=10)
+    [(0, 20, 0), (20, 52, 1)]
     """
     centres = (starts + ends) / 2.0
     out: list[tuple[int, int, int]] = []
@@ -142,7 +150,7 @@ def label_segments(
                 if bounds[k + 1] > bounds[k]
             ]
         for piece in pieces:
-            if out and out[-1][2] == piece[2] and out[-1][1] == piece[0]:
+            if out and out[-1][2] == piece[2] and piece[0] - out[-1][1] <= bridge:
                 out[-1] = (out[-1][0], piece[1], piece[2])
             else:
                 out.append(piece)
@@ -157,6 +165,7 @@ class Diarization:
     uri: str
     duration: float
     speech_seconds: float
+    """Seconds the turns cover."""
     turns: tuple[Turn, ...]
     speakers: tuple[str, ...]
     """Labels in order of first appearance (enrolled names or ``SPEAKER_NN``)."""
@@ -314,6 +323,7 @@ class Diarizer:
                 f"window ({self.window / rate:g} s)"
             )
         self.max_clustered = int(pick(max_clustered, "diarize_max_clustered"))
+        self.bridge = int(float(default("diarize_min_pause_seconds")) * rate)
         self.identifier = identifier
         self.batch_size = int(pick(batch_size, "batch_size"))
 
@@ -486,7 +496,11 @@ class Diarizer:
         rate = self.embedder.sample_rate
         names, enrolled = self._names(windows, labels)
         pieces = label_segments(
-            windows.speech.segments, windows.starts, windows.ends, labels
+            windows.speech.segments,
+            windows.starts,
+            windows.ends,
+            labels,
+            self.bridge,
         )
         turns = tuple(Turn(s / rate, e / rate, names[label]) for s, e, label in pieces)
         order = list(dict.fromkeys(t.speaker for t in turns))
@@ -494,7 +508,7 @@ class Diarizer:
             str(path),
             Path(path).stem,
             windows.speech.duration,
-            windows.speech.seconds,
+            sum(e - s for s, e, _ in pieces) / rate,
             turns,
             tuple(order),
             enrolled,
