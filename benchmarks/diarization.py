@@ -22,6 +22,7 @@ calibration, e.g. the realspk quickstart), in parts:
 2. **speed**: real-time factor of :meth:`Diarizer.diarize` with ERes2Net-base
    (random weights: speed does not depend on them; the speaker count given,
    as random embeddings have no speakers) and with the benchmark's model.
+   Besides, recordings of one speaker: the share found to hold one.
 3. **memory**: peak RSS of ``Diarizer.diarize`` in a fresh process on a
    60-minute meeting against a 5-minute one.
 """
@@ -71,6 +72,10 @@ ACCURACY_ROWS = table(
     speaker count exact
         count_exact / anchor_count_exact, % recordings, >= 80 absolute
         true counts 2-5; ours {count_detail}; {anchor_name}
+    one-speaker recordings found to hold one speaker
+        singles / anchor_singles, % recordings, higher
+        {n_singles} recordings, each the 8 utterances of one realspk dev speaker
+        0.5 s apart (23-45 s); SpeechBrain's clustering never answers fewer than 2
     DER of the overlap conversations
         der_overlap / anchor_der_overlap, % DER, lower
         5-10 % of their speech overlapped: one speaker per instant is output,
@@ -256,6 +261,7 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
 
     tune = build_conversations(folder / "tune", tune_n, seed=1)
     test = build_conversations(folder / "test", test_n, seed=0)
+    singles = single_speakers(folder / "single", test_n // 2)
     base = Diarizer.from_folder(model)
     threshold = base.embedder.threshold
     embedded: dict[tuple, dict] = {}
@@ -266,6 +272,9 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
         embedded[(window, hop)] = {
             c.path: diarizer.embed_windows(c.path) for c in [*tune, *test]
         }
+        embedded[(window, hop)].update(
+            {path: diarizer.embed_windows(path) for path in singles}
+        )
     best: dict[str, tuple] = {}
     for family, candidates in families(base.calibration, threshold).items():
         for setting, cluster in candidates:
@@ -282,6 +291,12 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
     for family, (tuned, label, cluster, key) in best.items():
         results[family] = (label, score(base, test, embedded[key], cluster).values())
         results[family][1]["tune_der"] = tuned
+        found = [
+            len(set(np.asarray(cluster(w.embeddings, w.seconds, None)).tolist()))
+            for w in (embedded[key][path] for path in singles)
+        ]
+        results[family][1]["singles"] = 100 * found.count(1) / len(found)
+        results[family][1]["singles_found"] = "/".join(map(str, found))
     ours_name = min(
         ("ours AHC", "ours spectral", "ours spectral-ahc"),
         key=lambda f: best[f][0] if f in best else 1e9,
@@ -309,6 +324,7 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
         "other_der": results[other][1]["der"] if other else math.nan,
         "oracle_der": oracle,
         "count_detail": count_detail,
+        "n_singles": len(singles),
     }
     rows = render(SECTION, ACCURACY_ROWS, values)
     for family, (label, result) in results.items():
@@ -320,12 +336,35 @@ def accuracy_rows(model: str, folder: Path, tune_n: int, test_n: int) -> list:
                     der, % DER, lower
                     chosen on the tuning set ({len(tune)} conversations, DER there
                     {result["tune_der"]:.2f} %): {label};
-                    count exact {result["count_exact"]:.0f} %, JER {result["jer"]:.2f} %
+                    count exact {result["count_exact"]:.0f} %, JER
+                    {result["jer"]:.2f} %; one-speaker recordings: speakers found
+                    {result["singles_found"]}
                 """
             ),
             result,
         )
     return rows
+
+
+def single_speakers(folder: Path, count: int) -> list[Path]:
+    """Recordings of one speaker each: a realspk dev speaker's utterances
+    0.5 s apart (a question the simulated conversations never ask)."""
+    import soundfile
+
+    from .measure import dev_speakers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for speaker, recordings in list(dev_speakers().items())[:count]:
+        pause = np.zeros(8000, dtype=np.float32)
+        parts = []
+        for rel in recordings:
+            audio, _ = soundfile.read(REALSPK / "wav" / rel, dtype="float32")
+            parts += [audio, pause]
+        path = folder / f"{speaker}.wav"
+        soundfile.write(path, np.concatenate(parts), 16000)
+        paths.append(path)
+    return paths
 
 
 def diarize_timed(diarizer: Diarizer, conversations: Sequence, oracle: bool) -> dict:
