@@ -62,7 +62,10 @@ ACCURACY_ROWS = table(
         der / anchor_der, % DER, <= 0.85
         {n_test} test conversations ({minutes:.0f} min); ours: {ours_setting};
         reference: the better anchor, {anchor_name} ({anchor_setting}); other
-        anchor {other_name} {other_der:.2f} %; oracle count, ours {oracle_der:.2f} %
+        anchor {other_name} {other_der:.2f} %; oracle count, ours {oracle_der:.2f} %;
+        ours: confusion {confusion:.2f}, missed {missed:.2f}, false alarm
+        {false_alarm:.2f}; {anchor_name}: {anchor_confusion:.2f}, {anchor_missed:.2f},
+        {anchor_false_alarm:.2f}
     DER, no collar
         der0 / anchor_der0, % DER, lower
         overlap scored; {anchor_name} as above
@@ -230,6 +233,14 @@ class Scores:
             f"{prefix}jer": 100 * abs(self.jer),
             f"{prefix}count_exact": 100 * self.exact / n,
         }
+        parts = self.der.accumulated_
+        total = max(parts["total"], 1e-9)
+        for name, key in (
+            ("confusion", "confusion"),
+            ("missed", "missed detection"),
+            ("false_alarm", "false alarm"),
+        ):
+            values[f"{prefix}{name}"] = 100 * parts[key] / total
         for kind, metric in self.by_kind.items():
             values[f"{prefix}der_{kind}"] = 100 * abs(metric)
         return values
