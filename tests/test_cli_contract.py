@@ -71,7 +71,7 @@ def test_version_is_the_package_version(capsys):
 
 
 def test_every_help_quotes_the_yaml_defaults_it_names(capsys):
-    assert "quickstart" in COMMANDS and len(COMMANDS) == 10
+    assert "quickstart" in COMMANDS and len(COMMANDS) == 11
     where: dict[str, set[str]] = {}
     for command in COMMANDS:
         text = help_text(command, capsys)
@@ -85,7 +85,10 @@ def test_every_help_quotes_the_yaml_defaults_it_names(capsys):
     for key in ("vad", "min_speech_seconds", "trim_pad_seconds", "batch_size"):
         assert running - {"verify"} <= where[key], key
     assert where["p_target"] == where["c_miss"] == where["c_fa"] == {"verify"}
-    assert where["identify_top_k"] == where["p_enrolled"] == {"identify"}
+    assert where["identify_top_k"] == {"identify"}
+    assert where["p_enrolled"] == {"identify", "diarize"}
+    for key in ("diarize_clustering", "diarize_p_same", "diarize_window_seconds"):
+        assert where[key] == {"diarize"}, key
     assert where["gallery_scoring"] == {"identify"}
     assert where["min_enroll_speech_seconds"] == {"enroll"}
     assert where["batch_seconds_cpu"] == where["batch_seconds_cuda"]
