@@ -197,6 +197,40 @@ def test_diarize_finds_who_spoke_when_in_real_conversations(
             assert all(1 <= n <= 2 for n in found), found
 
 
+def test_diarize_runs_any_speechbrain_lobe(conversations, tmp_path, run_cli):
+    """An ECAPA-TDNN folder (SpeechBrain's lobe, run one window at a time as
+    it is not padding-exact) diarizes the same way, into RTTMs pyannote reads."""
+    from model_builders import ecapa_folder
+    from pyannote.database.util import load_rttm
+
+    conversation = conversations[0]
+    for count in ([], ["--num-speakers", "2"]):
+        out = tmp_path / f"out{len(count)}"
+        code, stdout, err = run_cli(
+            [
+                "diarize",
+                "--model",
+                ecapa_folder(),
+                conversation.path,
+                "--out",
+                out,
+                "--json",
+                "--no-progress",
+                *count,
+            ]
+        )
+        assert code == 0, err
+        (line,) = [json.loads(x) for x in stdout.splitlines()]
+        (annotation,) = load_rttm(out / f"{conversation.name}.rttm").values()
+        assert sorted(annotation.labels()) == sorted(
+            s["label"] for s in line["speakers"]
+        )
+        assert annotation.get_timeline().support().duration() > 0.5 * sum(
+            e - s for s, e, _ in conversation.reference
+        )
+    assert line["num_speakers"] == 2
+
+
 def test_diarize_names_enrolled_speakers(
     conversations, realspk_quickstart, tmp_path, run_cli
 ):
