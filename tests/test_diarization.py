@@ -403,6 +403,38 @@ def test_a_killed_diarize_resumes_to_the_uninterrupted_output(
         ]
     )
     assert code == 0 and "resumed" not in err
+    code, _, err = run_cli(
+        [
+            "diarize",
+            "--model",
+            model,
+            *paths,
+            "--out",
+            out,
+            "--num-speakers",
+            "2",
+            "--diarize-p-same",
+            "0.3",
+            "--no-progress",
+        ]
+    )
+    assert code == 0 and "resumed" not in err
+    code, _, err = run_cli(
+        [
+            "diarize",
+            "--model",
+            model,
+            *paths,
+            "--out",
+            out,
+            "--num-speakers",
+            "2",
+            "--diarize-p-same",
+            "0.3",
+            "--no-progress",
+        ]
+    )
+    assert code == 0 and "resumed: 3 of 3" in err
 
 
 @pytest.mark.slow

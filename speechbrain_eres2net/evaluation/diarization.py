@@ -45,7 +45,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..dataio.audio import audio_blocks, check_audio_file
+from ..dataio.audio import AudioError, audio_blocks, check_audio_file
 from ..dataio.rttm import Turn, rttm_lines
 from ..dataio.vad import Speech
 from ..inference.embedder import SpeakerEmbedder
@@ -210,13 +210,17 @@ class Diarizer:
         self.embedder = embedder
         self.calibration = calibration
         self.method = str(pick(clustering, "diarize_clustering"))
+        # What decides the clustering, by name (a resumed job compares them).
+        self.clustering_settings = {
+            "method": self.method,
+            "p_same": float(pick(p_same, "diarize_p_same")),
+            "pval": float(pick(spectral_pval, "diarize_spectral_pval")),
+            "max_speakers": int(pick(max_speakers, "diarize_max_speakers")),
+        }
         self.clustering = make_clustering(
-            self.method,
-            calibration,
-            embedder.threshold,
-            float(pick(p_same, "diarize_p_same")),
-            float(pick(spectral_pval, "diarize_spectral_pval")),
-            int(pick(max_speakers, "diarize_max_speakers")),
+            calibration=calibration,
+            threshold=embedder.threshold,
+            **self.clustering_settings,
         )
         rate = embedder.sample_rate
         self.window = int(float(pick(window_seconds, "diarize_window_seconds")) * rate)
@@ -298,7 +302,11 @@ class Diarizer:
             speech.segments, self.window, self.hop, self.shortest
         )
         if not starts.size:
-            check_speech(path, Speech((), speech.samples, speech.sample_rate), 1e-9)
+            raise AudioError(
+                path,
+                f"no speech segment lasts {self.shortest / self.embedder.sample_rate:g}"
+                " s, the shortest window embedded (diarize_min_window_seconds)",
+            )
         rate = self.embedder.sample_rate
         blocks = (
             [audio]

@@ -94,12 +94,14 @@ def job_settings(diarizer: Diarizer, count: dict[str, Optional[int]]) -> str:
         "speech": embedder.speech.detection(),
         "vad": embedder.vad,
         "min_speech_seconds": embedder.min_speech_seconds,
-        "method": diarizer.method,
-        "clustering": vars(diarizer.clustering).get("p_same"),
-        "spectral": [
-            vars(diarizer.clustering).get(k) for k in ("pval", "max_speakers")
+        "clustering": diarizer.clustering_settings,
+        "windows": [
+            diarizer.window,
+            diarizer.hop,
+            diarizer.shortest,
+            diarizer.bridge,
+            diarizer.max_clustered,
         ],
-        "windows": [diarizer.window, diarizer.hop, diarizer.shortest],
         "calibration": None
         if diarizer.calibration is None
         else diarizer.calibration.to_dict(),
