@@ -107,6 +107,27 @@ def test_long_recordings_are_read_in_blocks_to_the_same_windows(tmp_path, monkey
     assert whole.starts.size == 39  # 30 s, 1.5 s windows every 0.75 s
 
 
+def test_past_max_clustered_windows_groups_are_clustered(tmp_path, monkeypatch):
+    """Past diarize_max_clustered windows, the clustering sees groups (at
+    most that many items) and every window still gets a label."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "a.wav"
+    soundfile.write(path, (rng.normal(size=16000 * 30) * 0.1).astype("float32"), 16000)
+    diarizer = tiny_diarizer(max_clustered=8)
+    seen = []
+    clustering = diarizer.clustering
+
+    def spy(embeddings, *args, **kwargs):
+        seen.append(len(embeddings))
+        return clustering(embeddings, *args, **kwargs)
+
+    diarizer.clustering = spy
+    windows = diarizer.embed_windows(path)
+    labels = diarizer.cluster(windows, num_speakers=2)
+    assert windows.starts.size == 29 and seen == [8]
+    assert labels.shape == (29,) and set(labels.tolist()) == {0, 1}
+
+
 @pytest.fixture(scope="module")
 def conversations(tmp_path_factory):
     """Three short simulated conversations (2, 3, 4 speakers) of realspk dev."""

@@ -336,15 +336,8 @@ class Diarizer:
             keep_from = max(0, min(keep_from, buffer.shape[0]))
             buffer, buffer_start = buffer[keep_from:], buffer_start + keep_from
         flush()
-        dim = (
-            self.embedder.shape.embedding_size
-            if not embeddings
-            else embeddings[0].shape[1]
-        )
-        stacked = np.concatenate(embeddings) if embeddings else np.zeros((0, dim))
-        return SpeechWindows(
-            speech, starts, ends, share / rate, stacked.astype(np.float32)
-        )
+        stacked = np.concatenate(embeddings).astype(np.float32)
+        return SpeechWindows(speech, starts, ends, share / rate, stacked)
 
     def check_count(
         self,
@@ -374,9 +367,10 @@ class Diarizer:
     ) -> np.ndarray:
         """(n,) speaker label of each window, 0.. in order of first appearance.
 
-        Past ``diarize_max_clustered`` windows, consecutive windows of a
-        speech segment are clustered as groups (:func:`cluster_in_groups`),
-        so memory stays bounded for recordings of any length.
+        Past ``diarize_max_clustered`` windows, runs of consecutive windows
+        are clustered as groups (:func:`cluster_in_groups`) and each window
+        then joins the nearest cluster, so memory stays bounded for
+        recordings of any length.
         """
         count = {
             "num_speakers": num_speakers,
@@ -386,15 +380,9 @@ class Diarizer:
         n = int(windows.starts.size)
         if n <= self.max_clustered:
             return self.clustering(windows.embeddings, windows.seconds, **count)
-        size = math.ceil(n / self.max_clustered)
-        groups = np.zeros(n, dtype=np.int64)
-        members = 1
-        for i in range(1, n):
-            together = windows.starts[i] < windows.ends[i - 1]  # same segment
-            if together and members < size:
-                groups[i], members = groups[i - 1], members + 1
-            else:
-                groups[i], members = groups[i - 1] + 1, 1
+        # Consecutive windows, whatever the pauses between them: a recording of
+        # short segments would otherwise keep one group per window.
+        groups = np.arange(n) // math.ceil(n / self.max_clustered)
         return cluster_in_groups(
             self.clustering, windows.embeddings, windows.seconds, groups, **count
         )
