@@ -176,22 +176,14 @@ class LLRClustering:
         cos = directions[rows] @ directions.T
         if self.calibration is None:
             return cos
-        pair = {
-            "log_dur_min": lambda: np.log(np.minimum.outer(seconds[rows], seconds)),
-            "log_dur_max": lambda: np.log(np.maximum.outer(seconds[rows], seconds)),
-            "norm_min": lambda: np.minimum.outer(norms[rows], norms),
-            "norm_max": lambda: np.maximum.outer(norms[rows], norms),
-        }
-        names = self.calibration.quality_names
-        if not names:
-            return self.calibration.llr(cos)
-        unknown = sorted(set(names) - set(pair))
-        if unknown:
-            raise ValueError(
-                f"clustering cannot compute the quality measures {unknown}"
-            )
-        quality = np.stack([pair[name]().ravel() for name in names], axis=1)
-        llr = self.calibration.llr(cos.ravel(), quality, warn=False)
+        # Every (row, cluster) pair as one trial of the calibration.
+        n = directions.shape[0]
+        llr = self.calibration.sides_llr(
+            cos.ravel(),
+            (np.repeat(seconds[rows], n), np.tile(seconds, rows.size)),
+            (np.repeat(norms[rows], n), np.tile(norms, rows.size)),
+            warn=False,
+        )
         return llr.reshape(cos.shape)
 
     def __call__(
@@ -437,22 +429,46 @@ class SpectralLLRClustering:
         n = raw.shape[0]
         seconds = np.ones(n) if seconds is None else np.asarray(seconds, float)
         centred = recording_centred(raw, seconds)
-        norms = np.linalg.norm(raw, axis=1)
-        # One "window" per cluster: its mean direction at its windows' mean
-        # norm, standing for their net speech.
-        means = np.stack(
-            [
-                _unit(centred[labels == c].sum(0, keepdims=True))[0]
-                * norms[labels == c].mean()
-                for c in range(clusters)
-            ]
-        )
-        total = np.array([seconds[labels == c].sum() for c in range(clusters)])
+        means, total = group_means(raw, seconds, labels, centred)
         merged = self.merge(means, total, min_speakers=min_speakers)[labels]
         # The merged clusters' means are better estimates than the spectral
         # ones: each window goes to the nearest, unless a cluster would empty
         # below the speakers asked for.
         return first_appearance(nearest_clusters(centred, merged, min_speakers or 1))
+
+
+def group_means(
+    embeddings: np.ndarray,
+    seconds: np.ndarray,
+    groups: np.ndarray,
+    directions: Optional[np.ndarray] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each group as one recording: (mean of its ``directions`` (default: the
+    unit embeddings) normalised, times its ``embeddings``' mean norm; its net
+    speech). The rule of
+    :class:`~speechbrain_eres2net.inference.streaming.WindowMean`, for many
+    groups at once, so that the norm quality measure stays on the scale of
+    one forward pass.
+
+    Example
+    -------
+    >>> x = np.array([[3.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
+    >>> means, seconds = group_means(x, np.ones(3), np.array([0, 0, 1]))
+    >>> means.round(3).tolist(), seconds.tolist()
+    ([[1.414, 1.414], [0.0, 2.0]], [2.0, 1.0])
+    """
+    raw = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(raw, axis=1)
+    directions = _unit(raw) if directions is None else directions
+    count = int(groups.max()) + 1
+    means = np.stack(
+        [
+            _unit(directions[groups == g].sum(0, keepdims=True))[0]
+            * norms[groups == g].mean()
+            for g in range(count)
+        ]
+    )
+    return means, np.array([seconds[groups == g].sum() for g in range(count)])
 
 
 def recording_centred(embeddings: np.ndarray, seconds: np.ndarray) -> np.ndarray:
@@ -514,17 +530,7 @@ def cluster_in_groups(
     [0, 0, 1, 1]
     """
     raw = np.asarray(embeddings, dtype=np.float64)
-    g = int(groups.max()) + 1
-    norms = np.linalg.norm(raw, axis=1)
-    units = _unit(raw)
-    means = np.stack(
-        [
-            _unit(units[groups == k].sum(0, keepdims=True))[0]
-            * norms[groups == k].mean()
-            for k in range(g)
-        ]
-    )
-    total = np.array([seconds[groups == k].sum() for k in range(g)])
+    means, total = group_means(raw, seconds, groups)
     labels = clustering(means, total, **count)[groups]
     fewest = count.get("num_speakers") or count.get("min_speakers") or 1
     return first_appearance(

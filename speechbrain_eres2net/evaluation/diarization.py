@@ -55,7 +55,12 @@ from ..inference.streaming import merge_segments
 from ..paths import PathLike
 from ..settings import default
 from .calibration import Calibration
-from .clustering import SpeakerCount, cluster_in_groups, make_clustering
+from .clustering import (
+    SpeakerCount,
+    cluster_in_groups,
+    group_means,
+    make_clustering,
+)
 from .identification import Identifier
 
 # Audio read per block: bounds memory for recordings of any length.
@@ -448,16 +453,11 @@ class Diarizer:
         named: dict[int, str] = {}
         values: dict[str, float] = {}
         if self.identifier is not None and clusters:
-            embeddings, seconds = [], []
-            for c in range(clusters):
-                mine = windows.embeddings[labels == c].astype(np.float64)
-                norms = np.linalg.norm(mine, axis=1, keepdims=True)
-                direction = (mine / np.maximum(norms, 1e-12)).sum(axis=0)
-                direction /= max(np.linalg.norm(direction), 1e-12)
-                embeddings.append(direction * norms.mean())
-                seconds.append(float(windows.seconds[labels == c].sum()))
+            embeddings, seconds = group_means(
+                windows.embeddings, windows.seconds, labels
+            )
             answers = self.identifier.answer(
-                np.stack(embeddings), seconds, [str(c) for c in range(clusters)]
+                embeddings, seconds, [str(c) for c in range(clusters)]
             )
             on, threshold = self.identifier.rule()
             offers = sorted(
