@@ -370,17 +370,22 @@ def test_a_killed_diarize_resumes_to_the_uninterrupted_output(
 ):
     model = realspk_quickstart["out"] / "model"
     paths = [c.path for c in conversations]
-    code, _, err = run_cli(
-        [
-            "diarize",
-            "--model",
-            model,
-            *paths,
-            "--out",
-            tmp_path / "straight",
-            "--no-progress",
-        ]
-    )
+
+    def diarize(out, *options):
+        return run_cli(
+            [
+                "diarize",
+                "--model",
+                model,
+                *paths,
+                "--out",
+                out,
+                "--no-progress",
+                *options,
+            ]
+        )
+
+    code, _, err = diarize(tmp_path / "straight")
     assert code == 0, err
     calls = {"n": 0}
     real = Diarizer.diarize
@@ -393,68 +398,25 @@ def test_a_killed_diarize_resumes_to_the_uninterrupted_output(
 
     monkeypatch.setattr(Diarizer, "diarize", dies_on_the_second)
     out = tmp_path / "killed"
-    code, _, _ = run_cli(
-        ["diarize", "--model", model, *paths, "--out", out, "--no-progress"]
-    )
+    code, _, _ = diarize(out)
     assert code == 130
     assert sorted(p.name for p in out.glob("*.rttm")) == [
         f"{conversations[0].name}.rttm"
     ]
     monkeypatch.setattr(Diarizer, "diarize", real)
-    code, _, err = run_cli(
-        ["diarize", "--model", model, *paths, "--out", out, "--no-progress"]
-    )
+    code, _, err = diarize(out)
     assert code == 0 and "resumed: 1 of 3" in err
     for c in conversations:
         assert (out / f"{c.name}.rttm").read_text() == (
             tmp_path / "straight" / f"{c.name}.rttm"
         ).read_text()
     # Other settings are another job: nothing is taken from the earlier one.
-    code, _, err = run_cli(
-        [
-            "diarize",
-            "--model",
-            model,
-            *paths,
-            "--out",
-            out,
-            "--num-speakers",
-            "2",
-            "--no-progress",
-        ]
-    )
+    code, _, err = diarize(out, "--num-speakers", "2")
     assert code == 0 and "resumed" not in err
-    code, _, err = run_cli(
-        [
-            "diarize",
-            "--model",
-            model,
-            *paths,
-            "--out",
-            out,
-            "--num-speakers",
-            "2",
-            "--diarize-p-same",
-            "0.3",
-            "--no-progress",
-        ]
-    )
+    other_prior = ("--num-speakers", "2", "--diarize-p-same", "0.3")
+    code, _, err = diarize(out, *other_prior)
     assert code == 0 and "resumed" not in err
-    code, _, err = run_cli(
-        [
-            "diarize",
-            "--model",
-            model,
-            *paths,
-            "--out",
-            out,
-            "--num-speakers",
-            "2",
-            "--diarize-p-same",
-            "0.3",
-            "--no-progress",
-        ]
-    )
+    code, _, err = diarize(out, *other_prior)
     assert code == 0 and "resumed: 3 of 3" in err
 
 
